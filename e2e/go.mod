@@ -1,0 +1,3 @@
+module github.com/switchyard-voice/switchyard/e2e
+
+go 1.26
