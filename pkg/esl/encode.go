@@ -123,7 +123,7 @@ func AppendJSONEventBody(dst []byte, ev *Event) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = strconv.AppendQuote(dst, h.Name)
+		dst = appendJSONString(dst, h.Name)
 		dst = append(dst, ':')
 		dst = appendJSONString(dst, h.Value)
 	}

@@ -30,32 +30,33 @@ func eventErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrEventSyntax, fmt.Sprintf(format, args...))
 }
 
-// DecodePlain decodes the body of a text/event-plain frame.
+// DecodePlain decodes the body of a text/event-plain frame. body is not
+// modified.
 func DecodePlain(body []byte, lim Limits) (*Event, error) {
 	ev := &Event{}
-	if err := decodePlainInto(ev, body, lim.withDefaults()); err != nil {
+	if err := decodePlainInPlace(ev, bytes.Clone(body), lim.withDefaults()); err != nil {
 		return nil, err
 	}
 	return ev, nil
 }
 
-// decodePlainInto decodes "Name: url-encoded-value" lines, a blank line, and
-// the event's own body if it declared a Content-Length. Decoded names,
-// values and the body are written into one buffer sized to the input:
-// decoding only ever shrinks, so the buffer never moves and the strings
-// taken over it stay valid.
-func decodePlainInto(ev *Event, body []byte, lim Limits) error {
-	lines := bytes.Count(body, []byte{'\n'}) + 1
-	dec := make([]byte, 0, len(body))
-	hdrs := make(Headers, 0, min(lines, lim.MaxHeaders))
+// decodePlainInPlace decodes "Name: url-encoded-value" lines, a blank line,
+// and the event's own body if it declared a Content-Length. It decodes each
+// value within its own bytes (decoding only shrinks) and takes strings over
+// body, so a header costs no copy at all unless its value carries an escape.
+// body must belong to the event: it is rewritten, and its bytes are never
+// written again once a string is taken over them.
+func decodePlainInPlace(ev *Event, body []byte, lim Limits) error {
+	hdrs := make(Headers, 0, min(countLines(body), lim.MaxHeaders))
 	contentLength := -1
-	for len(body) > 0 {
-		nl := bytes.IndexByte(body, '\n')
+	rest := body
+	for len(rest) > 0 {
+		nl := bytes.IndexByte(rest, '\n')
 		var line []byte
 		if nl < 0 {
-			line, body = body, nil
+			line, rest = rest, nil
 		} else {
-			line, body = body[:nl], body[nl+1:]
+			line, rest = rest[:nl], rest[nl+1:]
 		}
 		if k := len(line); k > 0 && line[k-1] == '\r' {
 			line = line[:k-1]
@@ -70,28 +71,53 @@ func decodePlainInto(ev *Event, body []byte, lim Limits) error {
 		if colon <= 0 {
 			return eventErr("header line without a name: %.64q", line)
 		}
-		start := len(dec)
-		dec = append(dec, line[:colon]...)
-		mid := len(dec)
-		dec = urlDecodeAppend(dec, trimLeft(line[colon+1:]))
-		h := Header{Name: bstr(dec[start:mid]), Value: bstr(dec[mid:])}
+		value := trimLeft(line[colon+1:])
+		if p := bytes.IndexByte(value, '%'); p >= 0 {
+			value = value[:urlDecodeInPlace(value, p)]
+		}
+		h := Header{Name: bstr(line[:colon]), Value: bstr(value)}
 		hdrs = append(hdrs, h)
-		if contentLength < 0 && strings.EqualFold(h.Name, "Content-Length") {
-			n, ok := parseLength([]byte(h.Value))
+		if contentLength < 0 && len(h.Name) == len("Content-Length") && strings.EqualFold(h.Name, "Content-Length") {
+			v, ok := parseLength(value)
 			if !ok {
 				return eventErr("event Content-Length %q is not a length", h.Value)
 			}
-			contentLength = n
+			contentLength = v
 		}
 	}
 	ev.Headers = hdrs
 	if contentLength > 0 {
-		if contentLength > len(body) {
-			return eventErr("event body has %d bytes, its Content-Length says %d", len(body), contentLength)
+		if contentLength > len(rest) {
+			return eventErr("event body has %d bytes, its Content-Length says %d", len(rest), contentLength)
 		}
-		start := len(dec)
-		dec = append(dec, body[:contentLength]...)
-		ev.Body = dec[start:]
+		ev.Body = rest[:contentLength:contentLength]
 	}
 	return nil
+}
+
+// urlDecodeInPlace decodes b, whose first escape candidate is at p, over
+// itself (see urlDecodeAppend for the rules) and returns the decoded length.
+func urlDecodeInPlace(b []byte, p int) int {
+	w := p
+	for r := p; r < len(b); {
+		c := b[r]
+		if c == '%' && r+2 < len(b) {
+			if hi, ok := unhex(b[r+1]); ok {
+				if lo, ok := unhex(b[r+2]); ok {
+					b[w] = hi<<4 | lo
+					w++
+					r += 3
+					continue
+				}
+			}
+		}
+		b[w] = c
+		w++
+		r++
+	}
+	return w
+}
+
+func countLines(b []byte) int {
+	return bytes.Count(b, []byte{'\n'}) + 1
 }

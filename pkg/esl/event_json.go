@@ -9,7 +9,7 @@ import (
 // DecodeJSON decodes the body of a text/event-json frame.
 func DecodeJSON(body []byte, lim Limits) (*Event, error) {
 	ev := &Event{}
-	if err := decodeJSONInto(ev, body, lim.withDefaults()); err != nil {
+	if err := decodeJSONInto(ev, body, make([]byte, 0, len(body)), lim.withDefaults()); err != nil {
 		return nil, err
 	}
 	return ev, nil
@@ -20,8 +20,8 @@ func DecodeJSON(body []byte, lim Limits) (*Event, error) {
 // headers, which become FreeSWITCH's plain form "ARRAY::a|:b" so that every
 // encoding of one event decodes to the same headers. A hand-written scanner
 // rather than encoding/json keeps wire order and avoids a map per event.
-func decodeJSONInto(ev *Event, body []byte, lim Limits) error {
-	p := jsonScanner{src: body, dec: make([]byte, 0, len(body))}
+func decodeJSONInto(ev *Event, body, dec []byte, lim Limits) error {
+	p := jsonScanner{src: body, dec: dec}
 	hdrs := make(Headers, 0, min(bytesCount(body, ','), lim.MaxHeaders))
 	p.skipSpace()
 	if !p.consume('{') {

@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"bytes"
 	"strings"
 	"unsafe"
 )
@@ -88,14 +89,7 @@ func urlDecodeAppend(dst, src []byte) []byte {
 	}
 }
 
-func indexPercent(b []byte) int {
-	for i, c := range b {
-		if c == '%' {
-			return i
-		}
-	}
-	return -1
-}
+func indexPercent(b []byte) int { return bytes.IndexByte(b, '%') }
 
 func unhex(c byte) (byte, bool) {
 	switch {

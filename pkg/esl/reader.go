@@ -181,7 +181,8 @@ func (r *Reader) checkHeaderLine(line []byte, b *block) error {
 	if colon <= 0 {
 		return frameErr(ReasonMalformedHeader, "header line without a name: %.64q", line)
 	}
-	if b.contentLength >= 0 || !bytes.EqualFold(line[:colon], contentLengthName) {
+	name := line[:colon]
+	if b.contentLength >= 0 || len(name) != len(contentLengthName) || !bytes.EqualFold(name, contentLengthName) {
 		return nil
 	}
 	n, ok := parseLength(trimSpace(line[colon+1:]))
