@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/switchyard-voice/switchyard/pkg/esl/internal/transcript"
+	"github.com/switchyard-voice/switchyard/pkg/esl/transcript"
 )
 
 // benchStream is the recorded event-plain call (transcript 06): the same

@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/switchyard-voice/switchyard/pkg/esl/internal/transcript"
+	"github.com/switchyard-voice/switchyard/pkg/esl/transcript"
 )
 
 // fuzzLimits are small so the fuzzer reaches the limits quickly.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard-voice/switchyard/pkg/esl/internal/transcript"
+	"github.com/switchyard-voice/switchyard/pkg/esl/transcript"
 )
 
 // chunkReader replays recorded TCP reads with their original boundaries, so

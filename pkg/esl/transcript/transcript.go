@@ -1,6 +1,8 @@
 // Package transcript loads the recorded FreeSWITCH ESL exchanges kept under
-// pkg/esl/testdata/transcripts, so that the codec, the client, the server and
-// the simulator can all be held to the same real bytes.
+// pkg/esl/testdata/transcripts, so that the codec, the client, the server,
+// the simulator and the benchmarks are all held to the same real bytes. It
+// is test support: it finds the files next to its own source, so it works in
+// a checkout of the repository (tests, `go run`), not in an installed binary.
 package transcript
 
 import (
@@ -36,7 +38,7 @@ type Transcript struct {
 // Dir is the directory holding the transcripts (inbound/ and outbound/).
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "transcripts")
+	return filepath.Join(filepath.Dir(file), "..", "testdata", "transcripts")
 }
 
 // Load reads one transcript, e.g. Load("inbound/05-bgapi").

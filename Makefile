@@ -1,0 +1,46 @@
+# Switchyard — the README's commands. `make run` and `make test` are all a
+# newcomer types: both run `setup` first, which is idempotent.
+
+SHELL := /bin/bash
+GO ?= go
+GO_MIN := 1.26
+MODULES := pkg e2e
+FUZZTIME ?= 20s
+BIN := $(CURDIR)/bin
+export SWITCHYARD_NATS_SERVER ?= $(BIN)/nats-server
+
+.PHONY: setup run test bench bench-esl fuzz lint clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@cd e2e && $(GO) run ./cmd/devstack
+
+test: setup
+	@set -e; for m in $(MODULES); do \
+		echo "== go test $$m"; \
+		(cd $$m && $(GO) test -race -count=1 -timeout 10m ./...); \
+	done
+
+bench: setup
+	@set -e; for m in $(MODULES); do \
+		(cd $$m && $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...); \
+	done
+	@$(MAKE) --no-print-directory bench-esl
+
+bench-esl: setup
+	@cd e2e && $(GO) run ./cmd/eslbench
+
+fuzz: setup
+	@set -e; cd pkg; for t in $$($(GO) test -list '^Fuzz' ./esl | grep '^Fuzz'); do \
+		echo "== fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./esl; \
+	done
+
+lint: setup
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...) || exit 1; done
+
+clean:
+	rm -rf $(BIN)
