@@ -396,7 +396,10 @@ func TestOutboundAsyncFullSession(t *testing.T) {
 		run("playback", "tone_stream://%(500,0,440)", true)
 		run("playback", "/nonexistent/file.wav", false)
 		done := make(chan struct{})
-		go func() { run("play_and_get_digits", `1 3 1 2000 # tone_stream://%(100,0,350) silence_stream://250 digits \d+`, false); close(done) }()
+		go func() {
+			run("play_and_get_digits", `1 3 1 2000 # tone_stream://%(100,0,350) silence_stream://250 digits \d+`, false)
+			close(done)
+		}()
 		waitFor(t, func() bool { return session.execPending() == 1 })
 		out, err := s.API(ctx, "uuid_getvar ecfdcace-7879-4df8-8ff8-78cb02e4a8c8 switchyard_policy")
 		if err != nil || out != "default" {
