@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,15 +89,16 @@ type conn struct {
 	execs  map[string]chan *Event // Application-UUID → execute waiter
 	notice *Message
 
-	events chan *Event
-	done   chan struct{} // closed when the connection is gone
+	events  chan *Event
+	onEvent atomic.Pointer[func(*Event)]
+	done    chan struct{} // closed when the connection is gone
 	err    error         // why; set before done is closed
 	once   sync.Once
 	wg     sync.WaitGroup
 }
 
 func newConn(nc net.Conn, rd *Reader, opts ConnOptions) *conn {
-	return &conn{
+	c := &conn{
 		nc:     nc,
 		rd:     rd,
 		opts:   opts,
@@ -106,7 +108,15 @@ func newConn(nc net.Conn, rd *Reader, opts ConnOptions) *conn {
 		events: make(chan *Event, opts.MaxQueuedEvents),
 		done:   make(chan struct{}),
 	}
+	if opts.OnEvent != nil {
+		c.onEvent.Store(&opts.OnEvent)
+	}
+	return c
 }
+
+// SetEventHandler replaces OnEvent for this connection: a Session's handler
+// sets its own before subscribing, so each call's events reach its owner.
+func (c *conn) SetEventHandler(f func(*Event)) { c.onEvent.Store(&f) }
 
 func (c *conn) start() {
 	c.wg.Add(2)
@@ -236,8 +246,8 @@ func (c *conn) claim(ev *Event) {
 func (c *conn) dispatchLoop() {
 	defer c.wg.Done()
 	for ev := range c.events {
-		if c.opts.OnEvent != nil {
-			c.opts.OnEvent(ev)
+		if f := c.onEvent.Load(); f != nil && *f != nil {
+			(*f)(ev)
 		}
 	}
 }

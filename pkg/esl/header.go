@@ -145,3 +145,17 @@ func isHex(c byte) bool {
 	_, ok := unhex(c)
 	return ok
 }
+
+// NewHeaders builds headers from name, value pairs: NewHeaders("Event-Name",
+// "CUSTOM", "Event-Subclass", "a::b"). An odd trailing name gets "".
+func NewHeaders(kv ...string) Headers {
+	h := make(Headers, 0, (len(kv)+1)/2)
+	for i := 0; i < len(kv); i += 2 {
+		v := ""
+		if i+1 < len(kv) {
+			v = kv[i+1]
+		}
+		h = append(h, Header{Name: kv[i], Value: v})
+	}
+	return h
+}

@@ -125,17 +125,17 @@ func (s *Server) admit(nc net.Conn) {
 	s.pending++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.run(nc)
+	go s.run(nc, time.Now())
 }
 
-func (s *Server) run(nc net.Conn) {
+func (s *Server) run(nc net.Conn, accepted time.Time) {
 	defer s.wg.Done()
 	timeout := s.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
-	sess := &Session{}
+	sess := &Session{Accepted: accepted}
 	err := sess.connect(ctx, nc, s.Options.withDefaults())
 	cancel()
 	s.mu.Lock()

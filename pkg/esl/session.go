@@ -20,6 +20,8 @@ type Session struct {
 	// Full is true for "socket ... full" (Control: full): api and other
 	// channels' commands are allowed.
 	Full bool
+	// Accepted is when the server accepted the socket.
+	Accepted time.Time
 }
 
 // UUID is the controlled channel's Unique-ID.

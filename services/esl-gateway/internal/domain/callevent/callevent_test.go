@@ -96,10 +96,10 @@ func TestBridgeEvents(t *testing.T) {
 		typ     string
 		other   string
 	}{
-		{"bridge with Other-Leg", esl.Headers{{"Event-Name", "CHANNEL_BRIDGE"}, {"Unique-ID", "a"}, {"Other-Leg-Unique-ID", "b"}}, TypeBridged, "b"},
-		{"bridge by Bridge-B", esl.Headers{{"Event-Name", "CHANNEL_BRIDGE"}, {"Unique-ID", "a"}, {"Bridge-A-Unique-ID", "a"}, {"Bridge-B-Unique-ID", "b"}}, TypeBridged, "b"},
-		{"unbridge", esl.Headers{{"Event-Name", "CHANNEL_UNBRIDGE"}, {"Unique-ID", "a"}, {"Other-Leg-Unique-ID", "b"}}, TypeUnbridged, "b"},
-		{"execute is not a call event", esl.Headers{{"Event-Name", "CHANNEL_EXECUTE"}, {"Unique-ID", "a"}}, "", ""},
+		{"bridge with Other-Leg", esl.NewHeaders("Event-Name", "CHANNEL_BRIDGE", "Unique-ID", "a", "Other-Leg-Unique-ID", "b"), TypeBridged, "b"},
+		{"bridge by Bridge-B", esl.NewHeaders("Event-Name", "CHANNEL_BRIDGE", "Unique-ID", "a", "Bridge-A-Unique-ID", "a", "Bridge-B-Unique-ID", "b"), TypeBridged, "b"},
+		{"unbridge", esl.NewHeaders("Event-Name", "CHANNEL_UNBRIDGE", "Unique-ID", "a", "Other-Leg-Unique-ID", "b"), TypeUnbridged, "b"},
+		{"execute is not a call event", esl.NewHeaders("Event-Name", "CHANNEL_EXECUTE", "Unique-ID", "a"), "", ""},
 	}
 	for _, tt := range tests {
 		typ, data, ok := From(&esl.Event{Headers: tt.headers}, "a")
@@ -114,7 +114,7 @@ func TestBridgeEvents(t *testing.T) {
 }
 
 func TestStartedBoundsVariables(t *testing.T) {
-	cd := &esl.Event{Headers: esl.Headers{{"Unique-ID", "a"}}}
+	cd := &esl.Event{Headers: esl.NewHeaders("Unique-ID", "a")}
 	for i := 0; i < MaxVariables+10; i++ {
 		cd.Headers = append(cd.Headers, esl.Header{Name: "variable_v" + string(rune('a'+i%26)) + itoaT(i), Value: "x"})
 	}
