@@ -25,7 +25,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
-	Field   string // the offending field for validation errors
+	Field   string            // the offending field for validation errors
+	Details map[string]string // extra facts, e.g. a FreeSWITCH cause
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -171,6 +172,9 @@ func writeError(w http.ResponseWriter, e *Error) {
 	body := map[string]any{"code": e.Code, "message": e.Message}
 	if e.Field != "" {
 		body["field"] = e.Field
+	}
+	if len(e.Details) > 0 {
+		body["details"] = e.Details
 	}
 	WriteJSON(w, e.Status, map[string]any{"error": body})
 }

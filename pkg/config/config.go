@@ -59,6 +59,12 @@ func (s *Set) Secret(p *string, name, env, def, usage string) {
 	s.String(p, name, env, def, usage)
 }
 
+// SecretList is List whose value --help never shows.
+func (s *Set) SecretList(p *[]string, name, env, def, usage string) {
+	s.secrets[name] = true
+	s.List(p, name, env, def, usage)
+}
+
 // Int declares an integer setting.
 func (s *Set) Int(p *int, name, env string, def int, usage string) {
 	if v, ok := s.declare(name, env); ok {

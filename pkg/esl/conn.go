@@ -92,9 +92,9 @@ type conn struct {
 	events  chan *Event
 	onEvent atomic.Pointer[func(*Event)]
 	done    chan struct{} // closed when the connection is gone
-	err    error         // why; set before done is closed
-	once   sync.Once
-	wg     sync.WaitGroup
+	err     error         // why; set before done is closed
+	once    sync.Once
+	wg      sync.WaitGroup
 }
 
 func newConn(nc net.Conn, rd *Reader, opts ConnOptions) *conn {

@@ -167,4 +167,3 @@ func (l *Log) Flush(ctx context.Context) error {
 	l.wg.Wait()
 	return err
 }
-
