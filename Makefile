@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 GO ?= go
 GO_MIN := 1.26
-MODULES := pkg e2e
+MODULES := pkg e2e services/esl-gateway
 FUZZTIME ?= 20s
 BIN := $(CURDIR)/bin
 export SWITCHYARD_NATS_SERVER ?= $(BIN)/nats-server
@@ -40,7 +40,7 @@ fuzz: setup
 
 lint: setup
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
-	@for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...) || exit 1; done
 
 clean:
 	rm -rf $(BIN)

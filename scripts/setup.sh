@@ -42,7 +42,7 @@ if [ ! -x bin/nats-server ] || [ "$(cat bin/.nats-server-version 2>/dev/null)" !
 	echo "$want_nats" > bin/.nats-server-version
 fi
 
-for m in pkg e2e; do (cd "$m" && go mod download); done
+for m in pkg e2e services/*; do (cd "$m" && go mod download); done
 
 # modesl, the independent ESL peer the e2e tests and bench-esl use.
 if [ -f e2e/modesl/package-lock.json ]; then

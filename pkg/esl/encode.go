@@ -14,7 +14,7 @@ import (
 var ErrInjection = errors.New("esl: line break or NUL in a command or header")
 
 func lineSafe(s string) bool {
-	return strings.IndexAny(s, "\r\n\x00") < 0
+	return !strings.ContainsAny(s, "\r\n\x00")
 }
 
 // AppendCommand appends a client command: the command line, its headers,

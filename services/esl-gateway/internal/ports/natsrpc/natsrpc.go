@@ -26,7 +26,6 @@ type Router struct {
 	nc  *nats.Conn
 	log *slog.Logger
 
-	mu     sync.Mutex
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
