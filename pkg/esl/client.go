@@ -213,3 +213,9 @@ func (c *Client) Exit(ctx context.Context) error {
 	c.Close()
 	return err
 }
+
+// Command sends any other command ("log 7", "nolog", "linger") and returns
+// FreeSWITCH's reply; a "-ERR" reply is a *CommandError.
+func (c *Client) Command(ctx context.Context, line string, hdrs Headers) (*Message, error) {
+	return c.roundTrip(ctx, line, hdrs, nil)
+}

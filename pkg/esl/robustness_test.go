@@ -1,4 +1,4 @@
-package esl
+package esl_test
 
 import (
 	"bufio"
@@ -6,10 +6,13 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/switchyard-voice/switchyard/pkg/esl"
 )
 
 // fakeChannelData is a minimal connect reply: what FreeSWITCH's socket
@@ -269,7 +272,7 @@ func TestClientSlowConsumerIsClosedNotBlocked(t *testing.T) {
 	block := make(chan struct{})
 	addr := fakeInbound(t, func(nc net.Conn, _ *bufio.Reader) {
 		body := "Event-Name: HEARTBEAT\n\n"
-		frame := "Content-Length: " + itoa(len(body)) + "\nContent-Type: text/event-plain\n\n" + body
+		frame := "Content-Length: " + strconv.Itoa(len(body)) + "\nContent-Type: text/event-plain\n\n" + body
 		for i := 0; i < 100; i++ {
 			if _, err := nc.Write([]byte(frame)); err != nil {
 				return

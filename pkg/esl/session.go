@@ -103,3 +103,11 @@ func (s *Session) Exit(ctx context.Context) error {
 func (s *Session) Command(ctx context.Context, line string, hdrs Headers) (*Message, error) {
 	return s.roundTrip(ctx, line, hdrs, nil)
 }
+
+// ExecuteAsync sends an application and returns its Application-UUID once
+// FreeSWITCH has accepted it, without waiting for it to finish (a hangup
+// application, a background playback).
+func (s *Session) ExecuteAsync(ctx context.Context, app, arg string, o ExecOptions) (string, error) {
+	id := NewUUID()
+	return id, s.sendExecute(ctx, "", app, arg, o, id)
+}

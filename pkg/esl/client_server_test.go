@@ -1,142 +1,17 @@
-package esl
+package esl_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/switchyard-voice/switchyard/pkg/esl/transcript"
+	. "github.com/switchyard-voice/switchyard/pkg/esl"
+	"github.com/switchyard-voice/switchyard/pkg/esl/esltest"
 )
-
-// replayFS plays FreeSWITCH's side of a recorded exchange over a real
-// socket: it writes what FreeSWITCH wrote, and where the application spoke
-// it reads the application's commands and checks them against the
-// recording. Event-UUIDs the application chooses replace, byte for byte,
-// the Application-UUIDs FreeSWITCH generated in the recording (both are 36
-// characters, so every Content-Length stays true).
-type replayFS struct {
-	t      *testing.T
-	tr     *transcript.Transcript
-	appIDs []string // recorded Application-UUIDs, in order of execution
-	errs   chan error
-}
-
-func newReplay(t *testing.T, name string) *replayFS {
-	tr := loadTranscript(t, name)
-	rp := &replayFS{t: t, tr: tr, errs: make(chan error, 1)}
-	r := NewReader(bytes.NewReader(tr.Stream(transcript.FromFS)), Limits{})
-	for {
-		m, err := r.ReadMessage()
-		if err != nil {
-			break
-		}
-		if ev, err := m.Event(); err == nil && ev.Name() == "CHANNEL_EXECUTE" && ev.Get("Application") != "socket" {
-			rp.appIDs = append(rp.appIDs, ev.Get("Application-UUID"))
-		}
-	}
-	return rp
-}
-
-func (rp *replayFS) play(nc net.Conn) error {
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	rd := NewReader(nc, Limits{})
-	var swaps []string // recorded, ours, recorded, ours...
-	executes := 0
-	for _, ch := range rp.tr.Chunks {
-		switch {
-		case ch.Dir == transcript.FromFS && len(ch.Bytes) == 0:
-			return nil // FreeSWITCH closed here
-		case ch.Dir == transcript.FromFS:
-			out := ch.Bytes
-			if len(swaps) > 0 {
-				out = []byte(strings.NewReplacer(swaps...).Replace(string(out)))
-			}
-			if _, err := nc.Write(out); err != nil {
-				return err
-			}
-		default:
-			want := NewReader(bytes.NewReader(ch.Bytes), Limits{})
-			for {
-				w, err := want.ReadCommand()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return err
-				}
-				got, err := rd.ReadCommand()
-				if err != nil {
-					return err
-				}
-				if id := got.Headers.Get("Event-UUID"); id != "" && executes < len(rp.appIDs) {
-					swaps = append(swaps, rp.appIDs[executes], id)
-					executes++
-				}
-				if err := sameCommand(got, w); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// sameCommand compares what the application sent with the recording,
-// ignoring the Event-UUID and Job-UUID headers it adds to correlate.
-func sameCommand(got, want *Command) error {
-	strip := func(h Headers) []string {
-		var out []string
-		for _, x := range h {
-			if x.Name == "Event-UUID" || x.Name == "Job-UUID" || strings.EqualFold(x.Name, "Content-Length") {
-				continue
-			}
-			out = append(out, x.Name+": "+x.Value)
-		}
-		return out
-	}
-	g, w := strip(got.Headers), strip(want.Headers)
-	if got.Line != want.Line || strings.Join(g, "\n") != strings.Join(w, "\n") || !bytes.Equal(got.Body, want.Body) {
-		return errors.New("application sent " + got.Line + " " + strings.Join(g, "|") + ", the recording has " + want.Line + " " + strings.Join(w, "|"))
-	}
-	return nil
-}
-
-// inbound starts a replaying FreeSWITCH and returns its address.
-func (rp *replayFS) inbound() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		rp.t.Fatal(err)
-	}
-	rp.t.Cleanup(func() { ln.Close() })
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			rp.errs <- err
-			return
-		}
-		rp.errs <- rp.play(nc)
-	}()
-	return ln.Addr().String()
-}
-
-func (rp *replayFS) wait() {
-	rp.t.Helper()
-	select {
-	case err := <-rp.errs:
-		if err != nil {
-			rp.t.Fatalf("replay: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		rp.t.Fatal("replay did not finish")
-	}
-}
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -146,34 +21,34 @@ func testCtx(t *testing.T) context.Context {
 
 func TestClientAuth(t *testing.T) {
 	ctx := testCtx(t)
-	rp := newReplay(t, "inbound/01-auth-ok")
-	c, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{})
+	rp := esltest.New(t, "inbound/01-auth-ok")
+	c, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp.wait()
+	rp.Wait()
 	c.Close()
 
-	rp = newReplay(t, "inbound/02-auth-wrong-password")
-	_, err = Dial(ctx, rp.inbound(), "wrong", ConnOptions{})
+	rp = esltest.New(t, "inbound/02-auth-wrong-password")
+	_, err = Dial(ctx, rp.Serve(), "wrong", ConnOptions{})
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("wrong password: %v, want ErrAuth", err)
 	}
 	if strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("the password leaks into the error: %v", err)
 	}
-	rp.wait()
+	rp.Wait()
 
-	rp = newReplay(t, "inbound/17-acl-rude-rejection")
-	if _, err = Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{}); !errors.Is(err, ErrRejected) {
+	rp = esltest.New(t, "inbound/17-acl-rude-rejection")
+	if _, err = Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{}); !errors.Is(err, ErrRejected) {
 		t.Fatalf("ACL refusal: %v, want ErrRejected", err)
 	}
 }
 
 func TestClientAPIAndOriginateCauses(t *testing.T) {
 	ctx := testCtx(t)
-	rp := newReplay(t, "inbound/04-api-originate")
-	c, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{})
+	rp := esltest.New(t, "inbound/04-api-originate")
+	c, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +72,7 @@ func TestClientAPIAndOriginateCauses(t *testing.T) {
 			t.Errorf("%s: want cause %s, got %v", call.cmd, call.cause, err)
 		}
 	}
-	rp.wait()
+	rp.Wait()
 }
 
 func TestClientEventsInOrder(t *testing.T) {
@@ -207,11 +82,11 @@ func TestClientEventsInOrder(t *testing.T) {
 		{"inbound/07-events-json-call", "json"},
 	} {
 		t.Run(tc.format, func(t *testing.T) {
-			rp := newReplay(t, tc.name)
+			rp := esltest.New(t, tc.name)
 			var mu sync.Mutex
 			var names []string
 			hungup := make(chan struct{})
-			c, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{OnEvent: func(ev *Event) {
+			c, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{OnEvent: func(ev *Event) {
 				mu.Lock()
 				defer mu.Unlock()
 				if ev.UniqueID() != "11111111-2222-4333-8444-555555555555" {
@@ -250,15 +125,15 @@ func TestClientEventsInOrder(t *testing.T) {
 				strings.Index(got, "CHANNEL_HANGUP ") > strings.Index(got, "CHANNEL_HANGUP_COMPLETE") {
 				t.Fatalf("events out of order: %s", got)
 			}
-			rp.wait()
+			rp.Wait()
 		})
 	}
 }
 
 func TestClientFiltersAndUnknownCommand(t *testing.T) {
 	ctx := testCtx(t)
-	rp := newReplay(t, "inbound/09-filter-nixevent-noevents")
-	c, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{})
+	rp := esltest.New(t, "inbound/09-filter-nixevent-noevents")
+	c, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,10 +156,10 @@ func TestClientFiltersAndUnknownCommand(t *testing.T) {
 			t.Fatalf("step %d: %v", i, err)
 		}
 	}
-	rp.wait()
+	rp.Wait()
 
-	rp = newReplay(t, "inbound/12-api-unknown-command")
-	c2, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{})
+	rp = esltest.New(t, "inbound/12-api-unknown-command")
+	c2, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,14 +169,14 @@ func TestClientFiltersAndUnknownCommand(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Cause() != "no_such_command Command not found!" {
 		t.Fatalf("unknown command: %v", err)
 	}
-	rp.wait()
+	rp.Wait()
 }
 
 func TestClientSendEventLogAndExit(t *testing.T) {
 	ctx := testCtx(t)
-	rp := newReplay(t, "inbound/10-sendevent")
+	rp := esltest.New(t, "inbound/10-sendevent")
 	echoed := make(chan *Event, 1)
-	c, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{OnEvent: func(ev *Event) { echoed <- ev }})
+	c, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{OnEvent: func(ev *Event) { echoed <- ev }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,17 +196,17 @@ func TestClientSendEventLogAndExit(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("sendevent not echoed")
 	}
-	rp.wait()
+	rp.Wait()
 
-	rp = newReplay(t, "inbound/11-log-data")
+	rp = esltest.New(t, "inbound/11-log-data")
 	logs := make(chan *Message, 32)
-	c2, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{OnMessage: func(m *Message) { logs <- m }})
+	c2, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{OnMessage: func(m *Message) { logs <- m }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
 	for _, cmd := range []string{"log 7", "api originate loopback/agent-5/agents &park()", "api hupall", "nolog"} {
-		m, err := c2.roundTrip(ctx, cmd, nil, nil)
+		m, err := c2.Command(ctx, cmd, nil)
 		if err != nil || !m.OK() {
 			t.Fatalf("%s: %v", cmd, err)
 		}
@@ -339,10 +214,10 @@ func TestClientSendEventLogAndExit(t *testing.T) {
 	if len(logs) != 16 || (<-logs).Type != TypeLogData {
 		t.Fatalf("log frames handed up: %d", len(logs))
 	}
-	rp.wait()
+	rp.Wait()
 
-	rp = newReplay(t, "inbound/14-exit")
-	c3, err := Dial(ctx, rp.inbound(), "ClueCon", ConnOptions{})
+	rp = esltest.New(t, "inbound/14-exit")
+	c3, err := Dial(ctx, rp.Serve(), "ClueCon", ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,20 +227,12 @@ func TestClientSendEventLogAndExit(t *testing.T) {
 	if _, err := c3.API(ctx, "status"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("command after exit: %v, want ErrClosed at once", err)
 	}
-	rp.wait()
-}
-
-// dialServer plays FreeSWITCH's socket application against srv.
-func (rp *replayFS) outbound(addr string) {
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		rp.t.Fatal(err)
-	}
-	go func() { rp.errs <- rp.play(nc) }()
+	rp.Wait()
 }
 
 func TestOutboundAsyncFullSession(t *testing.T) {
 	ctx := testCtx(t)
+	rp := esltest.New(t, "outbound/01-async-full-session")
 	type result struct {
 		app, resp string
 		err       error
@@ -400,13 +267,15 @@ func TestOutboundAsyncFullSession(t *testing.T) {
 			run("play_and_get_digits", `1 3 1 2000 # tone_stream://%(100,0,350) silence_stream://250 digits \d+`, false)
 			close(done)
 		}()
-		waitFor(t, func() bool { return session.execPending() == 1 })
+		// The recording asks for the variable while the digits are being
+		// collected: wait until FreeSWITCH has the play_and_get_digits.
+		waitFor(t, func() bool { return rp.Received() >= 7 })
 		out, err := s.API(ctx, "uuid_getvar ecfdcace-7879-4df8-8ff8-78cb02e4a8c8 switchyard_policy")
 		if err != nil || out != "default" {
 			t.Errorf("api in the socket: %q %v", out, err)
 		}
 		run("set", "switchyard_test=yes", true)
-		if err := s.sendExecute(ctx, "", "hangup", "NORMAL_CLEARING", ExecOptions{}, NewUUID()); err != nil {
+		if _, err := s.ExecuteAsync(ctx, "hangup", "NORMAL_CLEARING", ExecOptions{}); err != nil {
 			t.Error(err)
 		}
 		<-done
@@ -418,9 +287,8 @@ func TestOutboundAsyncFullSession(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
-	rp := newReplay(t, "outbound/01-async-full-session")
-	rp.outbound(ln.Addr().String())
-	rp.wait()
+	rp.Dial(ln.Addr().String())
+	rp.Wait()
 	<-handled
 	want := []result{{"answer", "_none_", nil}, {"playback", "FILE PLAYED", nil}, {"playback", "FILE NOT FOUND", nil},
 		{"set", "_none_", nil}, {"play_and_get_digits", "_none_", nil}}
@@ -472,9 +340,9 @@ func TestOutboundSyncSession(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
-	rp := newReplay(t, "outbound/02-sync-session")
-	rp.outbound(ln.Addr().String())
-	rp.wait()
+	rp := esltest.New(t, "outbound/02-sync-session")
+	rp.Dial(ln.Addr().String())
+	rp.Wait()
 	for err := range errs {
 		if err != nil {
 			t.Error(err)
@@ -491,10 +359,4 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func (c *conn) execPending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.execs)
 }
