@@ -1,0 +1,360 @@
+package fssim
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-voice/switchyard/pkg/esl"
+)
+
+// socketSession is the `socket` application's connection to an outbound
+// ESL listener: FreeSWITCH is the client here, the application serves.
+type socketSession struct {
+	ch    *Channel
+	nc    net.Conn
+	async bool
+	full  bool
+
+	mu       sync.Mutex
+	myevents bool
+	format   string
+	linger   bool
+	resume   bool
+	sub      *subscription // "event ..." inside the session
+	ending   bool          // the disconnect notice is queued
+
+	out     chan []byte   // frames to write, in order; nil ends the session
+	appGone chan struct{} // the application closed the socket (or it broke)
+	gone    sync.Once
+	wg      sync.WaitGroup
+}
+
+// runSocket runs "socket <host:port> [async] [full]" on the channel's
+// thread. It returns true when the dialplan should go on (socket_resume),
+// false when the channel is done with its dialplan.
+func (c *Channel) runSocket(data string) bool {
+	f := strings.Fields(data)
+	if len(f) == 0 {
+		return true
+	}
+	async, full := false, false
+	for _, x := range f[1:] {
+		async = async || x == "async"
+		full = full || x == "full"
+	}
+	c.SetVar("socket_host", strings.Split(f[0], ":")[0])
+	appUUID := esl.NewUUID()
+	c.mu.Lock()
+	c.setVarLocked("current_application_data", data)
+	c.setVarLocked("current_application", "socket")
+	c.mu.Unlock()
+	c.fireChannelEvent("CHANNEL_EXECUTE", "switch_core_session.c", "switch_core_session_exec", 2855,
+		esl.Header{Name: "Application", Value: "socket"}, esl.Header{Name: "Application-Data", Value: data},
+		esl.Header{Name: "Application-UUID", Value: appUUID})
+	cont := c.socketSession(f[0], async, full)
+	if !c.hungUp() {
+		ev := c.sim.newEvent("CHANNEL_EXECUTE_COMPLETE", "switch_core_session.c", "switch_core_session_exec", 2895)
+		ev.Headers = c.appendChannelHeaders(ev.Headers, true)
+		ev.Headers = append(ev.Headers, esl.Header{Name: "Application", Value: "socket"}, esl.Header{Name: "Application-Data", Value: data},
+			esl.Header{Name: "Application-Response", Value: "_none_"}, esl.Header{Name: "Application-UUID", Value: appUUID})
+		c.sim.fire(ev)
+	}
+	return cont
+}
+
+func (c *Channel) resumable() bool {
+	v, _ := c.Var("socket_resume")
+	return strings.EqualFold(v, "true")
+}
+
+func (c *Channel) socketSession(addr string, async, full bool) bool {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		c.sim.opts.Logger.Warn("fssim: socket application cannot connect", "addr", addr, "uuid", c.UUID, "err", err)
+		if c.resumable() {
+			return true
+		}
+		c.Hangup("DESTINATION_OUT_OF_ORDER")
+		return false
+	}
+	s := &socketSession{ch: c, nc: nc, async: async, full: full, format: "plain", sub: newSubscription(),
+		out: make(chan []byte, maxQueuedEvents), appGone: make(chan struct{})}
+	c.addSession(s)
+	s.wg.Add(2)
+	c.sim.goroutine(func() { defer s.wg.Done(); s.writeLoop() })
+	c.sim.goroutine(func() { defer s.wg.Done(); s.readLoop() })
+	for {
+		select {
+		case m := <-c.msgq:
+			c.process(m)
+		case <-s.appGone:
+			c.removeSession(s)
+			s.mu.Lock()
+			resume := s.resume
+			s.mu.Unlock()
+			if resume || c.resumable() {
+				return true
+			}
+			c.Hangup("NORMAL_CLEARING")
+			return false
+		case <-c.ctx.Done():
+			// The channel hung up; the session gets its last events and its
+			// disconnect notice from offer.
+			return false
+		case <-c.brk:
+			if c.transferring() {
+				s.end("disconnect")
+				return false
+			}
+		}
+	}
+}
+
+func (s *socketSession) queue(b []byte) {
+	select {
+	case s.out <- b:
+	default:
+		s.ch.sim.opts.Logger.Warn("fssim: socket application too slow; dropping a frame", "uuid", s.ch.UUID)
+	}
+}
+
+func (s *socketSession) writeLoop() {
+	defer s.nc.Close()
+	for {
+		select {
+		case b := <-s.out:
+			if b == nil { // end marker: everything before it is written
+				return
+			}
+			s.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := s.nc.Write(b); err != nil {
+				return
+			}
+		case <-s.appGone:
+			return
+		}
+	}
+}
+
+// end queues the disconnect notice and closes the socket after it.
+func (s *socketSession) end(disposition string) {
+	s.mu.Lock()
+	if s.ending {
+		s.mu.Unlock()
+		return
+	}
+	s.ending = true
+	s.mu.Unlock()
+	var b []byte
+	if disposition == "linger" {
+		b = []byte("Content-Type: text/disconnect-notice\nControlled-Session-UUID: " + s.ch.UUID +
+			"\nContent-Disposition: linger\nChannel-Name: " + s.ch.name + "\nLinger-Time: -1\nContent-Length: 0\n\n")
+	} else {
+		b = esl.AppendFrame(nil, esl.TypeDisconnectNotice, []byte(goodbye),
+			esl.Header{Name: "Controlled-Session-UUID", Value: s.ch.UUID}, esl.Header{Name: "Content-Disposition", Value: "disconnect"})
+	}
+	s.out <- b
+	s.out <- nil
+}
+
+// offer receives every event of the controlled channel: it forwards the
+// subscribed ones, and ends the session after the hang-up (at once) or,
+// lingering, after CHANNEL_HANGUP_COMPLETE.
+func (s *socketSession) offer(ev *esl.Event) {
+	s.mu.Lock()
+	wanted := s.myevents
+	format := s.format
+	linger := s.linger
+	ending := s.ending
+	s.mu.Unlock()
+	if ending {
+		return
+	}
+	if f, ok := s.sub.wants(ev); ok {
+		wanted, format = true, f
+	}
+	if wanted {
+		s.queue(esl.AppendEventFrame(nil, format, ev))
+	}
+	switch ev.Name() {
+	case "CHANNEL_HANGUP":
+		if !linger {
+			s.end("disconnect")
+		}
+	case "CHANNEL_HANGUP_COMPLETE":
+		if linger {
+			s.end("linger")
+		}
+	}
+}
+
+func (s *socketSession) reply(text string) {
+	s.queue(esl.AppendReply(nil, text))
+}
+
+func (s *socketSession) readLoop() {
+	defer s.gone.Do(func() { close(s.appGone) })
+	rd := esl.NewReader(s.nc, s.ch.sim.opts.Limits)
+	connected := false
+	for {
+		cmd, err := rd.ReadCommand()
+		if err != nil {
+			var fe *esl.FrameError
+			if errors.As(err, &fe) {
+				s.ch.sim.opts.Logger.Warn("fssim: socket application sent a bad frame", "reason", fe.Reason, "uuid", s.ch.UUID)
+			}
+			return
+		}
+		if !connected {
+			if cmd.Verb() != "connect" {
+				s.reply("-ERR command not found")
+				continue
+			}
+			connected = true
+			s.queue(s.channelData())
+			continue
+		}
+		if !s.command(cmd) {
+			return
+		}
+	}
+}
+
+// channelData is the answer to connect: the channel's headers URL-encoded
+// in the frame's own header block, no Content-Length.
+func (s *socketSession) channelData() []byte {
+	c := s.ch
+	ev := c.sim.newEvent("CHANNEL_DATA", "mod_event_socket.c", "parse_command", 2029)
+	ev.Headers = c.appendChannelHeaders(ev.Headers, true)
+	var b []byte
+	for _, h := range ev.Headers {
+		b = append(b, h.Name...)
+		b = append(b, ": "...)
+		b = esl.AppendURLEncode(b, h.Value)
+		b = append(b, '\n')
+	}
+	mode, control := "static", "single-channel"
+	if s.async {
+		mode = "async"
+	}
+	if s.full {
+		control = "full"
+	}
+	b = append(b, "Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: "+mode+"\nControl: "+control+"\n\n"...)
+	return b
+}
+
+// command answers one command of the socket application.
+func (s *socketSession) command(cmd *esl.Command) bool {
+	c := s.ch
+	switch cmd.Verb() {
+	case "myevents":
+		s.mu.Lock()
+		s.myevents = true
+		if f := cmd.Arg(); f == "json" || f == "xml" || f == "plain" {
+			s.format = f
+		}
+		s.mu.Unlock()
+		s.reply("+OK Events Enabled")
+	case "event":
+		f := strings.Fields(cmd.Arg())
+		if len(f) == 0 {
+			s.reply("-ERR invalid event format")
+			break
+		}
+		s.sub.add(f[0], f[1:])
+		s.sub.mu.Lock()
+		s.sub.uuidOnly = c.UUID
+		s.sub.mu.Unlock()
+		s.reply("+OK event listener enabled " + f[0])
+	case "filter":
+		s.reply(filterCommand(s.sub, cmd.Arg()))
+	case "nixevent":
+		s.sub.nix(strings.Fields(cmd.Arg()))
+		s.reply("+OK events nixed")
+	case "noevents":
+		s.mu.Lock()
+		s.myevents = false
+		s.mu.Unlock()
+		s.sub.clear()
+		s.reply("+OK no longer listening for events")
+	case "linger":
+		s.mu.Lock()
+		s.linger = true
+		s.mu.Unlock()
+		s.reply("+OK will linger")
+	case "nolinger":
+		s.mu.Lock()
+		s.linger = false
+		s.mu.Unlock()
+		s.reply("+OK will not linger")
+	case "resume":
+		s.mu.Lock()
+		s.resume = true
+		s.mu.Unlock()
+		s.reply("+OK")
+	case "api":
+		if !s.async {
+			s.reply("-ERR command not found")
+			break
+		}
+		s.queue(esl.AppendFrame(nil, esl.TypeAPIResponse, []byte(c.sim.API(c.ctx, cmd.Arg()))))
+	case "bgapi":
+		if !s.async {
+			s.reply("-ERR command not found")
+			break
+		}
+		id := cmd.Headers.Get("Job-UUID")
+		if id == "" {
+			id = esl.NewUUID()
+		}
+		c.sim.bgapi(id, cmd.Arg())
+		s.queue(esl.AppendReply(nil, "+OK Job-UUID: "+id, esl.Header{Name: "Job-UUID", Value: id}))
+	case "sendmsg":
+		s.sendmsg(cmd)
+	case "exit":
+		s.reply("+OK bye")
+		s.end("disconnect")
+		return true
+	default:
+		s.reply("-ERR command not found")
+	}
+	return true
+}
+
+// sendmsg queues an application or a hang-up. In async mode the reply is
+// immediate and the channel runs it in turn; in static mode the reply waits
+// until it has run, as the transcripts show.
+func (s *socketSession) sendmsg(cmd *esl.Command) {
+	target := s.ch
+	if uuid := cmd.Arg(); uuid != "" && uuid != s.ch.UUID {
+		if !s.full {
+			s.reply("-ERR invalid session id [" + uuid + "]")
+			return
+		}
+		if target = s.ch.sim.Channel(uuid); target == nil {
+			s.reply("-ERR invalid session id [" + uuid + "]")
+			return
+		}
+	}
+	m, err := messageFrom(cmd)
+	if err != nil {
+		s.reply("-ERR " + err.Error())
+		return
+	}
+	if s.async {
+		target.enqueue(m)
+		s.reply("+OK")
+		return
+	}
+	m.done = make(chan *esl.Event, 1)
+	target.enqueue(m)
+	select {
+	case <-m.done:
+	case <-target.ctx.Done():
+	}
+	s.reply("+OK")
+}
