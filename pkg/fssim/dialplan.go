@@ -133,3 +133,5 @@ func (c *Channel) expand(s string) string {
 		s = s[:i] + v + s[i+j+1:]
 	}
 }
+
+func mustRE(s string) *regexp.Regexp { return regexp.MustCompile(s) }
