@@ -41,6 +41,7 @@ type Sim struct {
 	mu        sync.Mutex
 	channels  map[string]*Channel
 	conns     map[*inboundConn]struct{}
+	sockSubs  map[*socketSession]struct{} // sockets with "event" subscriptions
 	watchers  map[int]func(*esl.Event)
 	nextWatch int
 	endpoints map[string]Endpoint
@@ -73,7 +74,7 @@ func New(opts Options) *Sim {
 	}
 	s := &Sim{
 		opts: opts, coreUUID: esl.NewUUID(),
-		channels: map[string]*Channel{}, conns: map[*inboundConn]struct{}{}, watchers: map[int]func(*esl.Event){},
+		channels: map[string]*Channel{}, conns: map[*inboundConn]struct{}{}, sockSubs: map[*socketSession]struct{}{}, watchers: map[int]func(*esl.Event){},
 		endpoints: map[string]Endpoint{}, gateways: map[string]bool{},
 	}
 	s.dialplan = opts.Dialplan
@@ -169,6 +170,10 @@ func (s *Sim) fire(ev *esl.Event) {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	socks := make([]*socketSession, 0, len(s.sockSubs))
+	for ss := range s.sockSubs {
+		socks = append(socks, ss)
+	}
 	watchers := make([]func(*esl.Event), 0, len(s.watchers))
 	for _, w := range s.watchers {
 		watchers = append(watchers, w)
@@ -177,6 +182,9 @@ func (s *Sim) fire(ev *esl.Event) {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.offer(ev)
+	}
+	for _, ss := range socks {
+		ss.offerOther(ev)
 	}
 	if ch != nil {
 		ch.deliver(ev)

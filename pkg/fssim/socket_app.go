@@ -123,6 +123,7 @@ func (s *socketSession) queue(b []byte) {
 
 func (s *socketSession) writeLoop() {
 	defer s.nc.Close()
+	defer s.listen(false)
 	for {
 		select {
 		case b := <-s.out:
@@ -173,7 +174,7 @@ func (s *socketSession) offer(ev *esl.Event) {
 	if ending {
 		return
 	}
-	if f, ok := s.sub.wants(ev); ok {
+	if f, ok := s.sub.wants(ev); ok && !wanted {
 		wanted, format = true, f
 	}
 	if wanted {
@@ -189,6 +190,31 @@ func (s *socketSession) offer(ev *esl.Event) {
 			s.end("linger")
 		}
 	}
+}
+
+// offerOther receives events of other channels (and channel-less ones
+// like BACKGROUND_JOB) for a socket that subscribed with "event".
+func (s *socketSession) offerOther(ev *esl.Event) {
+	if ev.UniqueID() == s.ch.UUID {
+		return // offer has it
+	}
+	s.mu.Lock()
+	ending := s.ending
+	s.mu.Unlock()
+	if f, ok := s.sub.wants(ev); ok && !ending {
+		s.queue(esl.AppendEventFrame(nil, f, ev))
+	}
+}
+
+func (s *socketSession) listen(on bool) {
+	sim := s.ch.sim
+	sim.mu.Lock()
+	if on {
+		sim.sockSubs[s] = struct{}{}
+	} else {
+		delete(sim.sockSubs, s)
+	}
+	sim.mu.Unlock()
 }
 
 func (s *socketSession) reply(text string) {
@@ -266,9 +292,7 @@ func (s *socketSession) command(cmd *esl.Command) bool {
 			break
 		}
 		s.sub.add(f[0], f[1:])
-		s.sub.mu.Lock()
-		s.sub.uuidOnly = c.UUID
-		s.sub.mu.Unlock()
+		s.listen(true)
 		s.reply("+OK event listener enabled " + f[0])
 	case "filter":
 		s.reply(filterCommand(s.sub, cmd.Arg()))
