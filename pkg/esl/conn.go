@@ -92,6 +92,7 @@ type conn struct {
 	events  chan *Event
 	onEvent atomic.Pointer[func(*Event)]
 	done    chan struct{} // closed when the connection is gone
+	drained chan struct{} // closed when every event has been handed to OnEvent
 	err     error         // why; set before done is closed
 	once    sync.Once
 	wg      sync.WaitGroup
@@ -99,14 +100,15 @@ type conn struct {
 
 func newConn(nc net.Conn, rd *Reader, opts ConnOptions) *conn {
 	c := &conn{
-		nc:     nc,
-		rd:     rd,
-		opts:   opts,
-		replyq: make(chan chan *Message, 1024),
-		jobs:   map[string]chan *Event{},
-		execs:  map[string]chan *Event{},
-		events: make(chan *Event, opts.MaxQueuedEvents),
-		done:   make(chan struct{}),
+		nc:      nc,
+		rd:      rd,
+		opts:    opts,
+		replyq:  make(chan chan *Message, 1024),
+		jobs:    map[string]chan *Event{},
+		execs:   map[string]chan *Event{},
+		events:  make(chan *Event, opts.MaxQueuedEvents),
+		done:    make(chan struct{}),
+		drained: make(chan struct{}),
 	}
 	if opts.OnEvent != nil {
 		c.onEvent.Store(&opts.OnEvent)
@@ -143,8 +145,13 @@ func (c *conn) Err() error {
 	}
 }
 
-// Done is closed when the connection is gone.
+// Done is closed when the connection is gone. Events read before it went
+// may still be on their way to OnEvent: see Drained.
 func (c *conn) Done() <-chan struct{} { return c.done }
+
+// Drained is closed once the connection is gone and OnEvent has returned
+// for every event it read: nothing more will arrive.
+func (c *conn) Drained() <-chan struct{} { return c.drained }
 
 // Close closes the connection and waits for its goroutines.
 func (c *conn) Close() error {
@@ -245,6 +252,7 @@ func (c *conn) claim(ev *Event) {
 
 func (c *conn) dispatchLoop() {
 	defer c.wg.Done()
+	defer close(c.drained)
 	for ev := range c.events {
 		if f := c.onEvent.Load(); f != nil && *f != nil {
 			(*f)(ev)

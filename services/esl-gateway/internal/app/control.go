@@ -179,6 +179,11 @@ func (cmd *Command) validate() error {
 func (g *Gateway) run(ctx context.Context, c *Call, cmd Command) (*Result, error) {
 	s := c.sess
 	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
 	case <-s.Done():
 		return nil, &ctlError{"call_gone", "the call's session has ended"}
 	default:

@@ -81,10 +81,12 @@ type Call struct {
 	StartedAt time.Time `json:"started_at"`
 	Answered  bool      `json:"answered"`
 
-	sess *esl.Session
-	mu   sync.Mutex
-	hung bool
-	vars map[string]string
+	sess     *esl.Session
+	mu       sync.Mutex
+	hung     bool          // call.hangup published
+	hangupEv *esl.Event    // CHANNEL_HANGUP, in case CHANNEL_HANGUP_COMPLETE never comes
+	ready    chan struct{} // closed once the call's events are subscribed
+	vars     map[string]string
 }
 
 // Calls lists live sessions.

@@ -31,12 +31,7 @@ func (g *Gateway) HandleSession(ctx context.Context, s *esl.Session) {
 		Mode: mode, StartedAt: time.Now().UTC(), sess: s, vars: started.Variables,
 	}
 	log := g.logger(c)
-	accepted := s.Accepted
-	g.publish(c, callevent.TypeStarted, c.ID+".started", started, func() {
-		if g.cfg.Hooks.SessionStarted != nil {
-			g.cfg.Hooks.SessionStarted(time.Since(accepted))
-		}
-	})
+	c.ready = make(chan struct{})
 	s.SetEventHandler(func(ev *esl.Event) { g.onEvent(c, ev) })
 
 	g.mu.Lock()
@@ -51,31 +46,48 @@ func (g *Gateway) HandleSession(ctx context.Context, s *esl.Session) {
 		}
 	}()
 
+	// callctl.<uuid> is served before call.started goes out, on the same
+	// NATS connection, so a policy that reacts to call.started at once
+	// finds the call; its commands wait until the call's events are
+	// subscribed (c.ready).
+	natsUp := g.cfg.NATSUp()
+	if natsUp {
+		stop, err := g.cfg.Router.Serve(c.ID, func(ctx context.Context, req []byte) []byte { return g.control(ctx, c, req) })
+		if err != nil {
+			log.Error("cannot serve call control; handing the call back", "err", err)
+			natsUp = false
+		} else {
+			defer stop()
+		}
+	}
+	accepted := s.Accepted
+	g.publish(c, callevent.TypeStarted, c.ID+".started", started, func() {
+		if g.cfg.Hooks.SessionStarted != nil {
+			g.cfg.Hooks.SessionStarted(time.Since(accepted))
+		}
+	})
+
 	setup, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err := s.MyEvents(setup)
 	if err == nil {
 		err = s.Linger(setup)
 	}
 	cancel()
+	close(c.ready)
 	if err != nil {
 		log.Error("call setup failed: could not subscribe to its events", "err", err)
-		g.release(c, "setup_failed")
-		return
-	}
-	log.Info("call taken over", "caller", c.Caller, "destination", c.Dest, "mode", mode)
-
-	if !g.cfg.NATSUp() {
-		g.handBack(ctx, c, log)
-	} else if stop, err := g.cfg.Router.Serve(c.ID, func(ctx context.Context, req []byte) []byte { return g.control(ctx, c, req) }); err != nil {
-		log.Error("cannot serve call control; handing the call back", "err", err)
-		g.handBack(ctx, c, log)
 	} else {
-		defer stop()
+		log.Info("call taken over", "caller", c.Caller, "destination", c.Dest, "mode", mode)
+		if !natsUp {
+			g.handBack(ctx, c, log)
+		}
 	}
 
 	select {
-	case <-s.Done():
+	case <-s.Drained():
 	case <-ctx.Done():
+		s.Close()
+		<-s.Drained()
 	}
 	g.release(c, "socket_closed")
 	var fe *esl.FrameError
@@ -112,20 +124,41 @@ func (g *Gateway) handBack(ctx context.Context, c *Call, log interface {
 	c.sess.Hangup(hctx, "NORMAL_TEMPORARY_FAILURE")
 }
 
-// release publishes call.released when the session ends without a
-// hang-up: the channel lives on in FreeSWITCH.
+// release ends the call's history when the session closes. Normally
+// call.hangup is already out (linger brings CHANNEL_HANGUP_COMPLETE).
+// A call that hung up while the session was still being set up has only
+// CHANNEL_HANGUP, or only FreeSWITCH's disconnect notice: it still gets its
+// call.hangup. Otherwise the channel lives on (socket_resume, transfer):
+// call.released.
 func (g *Gateway) release(c *Call, reason string) {
 	c.mu.Lock()
-	hung := c.hung
+	hung, hangupEv := c.hung, c.hangupEv
+	c.hung = true
 	c.mu.Unlock()
-	if !hung {
+	switch {
+	case hung:
+	case hangupEv != nil:
+		g.publish(c, callevent.TypeHangup, c.ID+"."+hangupEv.Get("Event-Sequence")+".hangup", callevent.HangupFrom(hangupEv, c.ID), nil)
+	case hungUpByFreeSWITCH(c.sess):
+		g.publish(c, callevent.TypeHangup, c.ID+".hangup", callevent.Hangup{CallID: c.ID, Cause: "UNKNOWN"}, nil)
+	default:
 		g.publish(c, callevent.TypeReleased, c.ID+".released", callevent.Released{CallID: c.ID, Reason: reason}, nil)
 	}
+}
+
+// hungUpByFreeSWITCH: FreeSWITCH said goodbye with disposition
+// "disconnect", which it does when the channel hangs up before linger.
+func hungUpByFreeSWITCH(s *esl.Session) bool {
+	n := s.DisconnectNotice()
+	return n != nil && n.Headers.Get("Content-Disposition") == "disconnect"
 }
 
 func (g *Gateway) onEvent(c *Call, ev *esl.Event) {
 	if ev.UniqueID() == c.ID {
 		c.mu.Lock()
+		if ev.Name() == "CHANNEL_HANGUP" {
+			c.hangupEv = ev
+		}
 		for _, h := range ev.Headers {
 			if name, ok := strings.CutPrefix(h.Name, "variable_"); ok {
 				c.vars[name] = h.Value
