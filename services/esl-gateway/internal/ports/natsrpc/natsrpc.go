@@ -131,6 +131,9 @@ func runAPI(nodes NodeAPI, node string, raw []byte, log *slog.Logger) APIReply {
 	if strings.TrimSpace(req.Command) == "" {
 		return APIReply{Error: &APIError{Code: "invalid_request", Message: "command is empty"}}
 	}
+	if strings.ContainsAny(req.Command, "\r\n\x00") {
+		return APIReply{Error: &APIError{Code: "invalid_request", Message: "command must be one line"}}
+	}
 	timeout := 30 * time.Second
 	if req.TimeoutMS > 0 {
 		timeout = min(time.Duration(req.TimeoutMS)*time.Millisecond, maxAPITimeout)
