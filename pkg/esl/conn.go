@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-voice/switchyard/pkg/internal/fifo"
 )
 
 // Errors a caller may branch on.
@@ -82,14 +84,14 @@ type conn struct {
 
 	wmu    sync.Mutex // serialises writes with the reply queue's order
 	buf    []byte
-	replyq chan chan *Message // one per command, in the order written
+	replyq *fifo.Queue[chan *Message] // one per command, in the order written
 
 	mu     sync.Mutex
 	jobs   map[string]chan *Event // Job-UUID → bgapi waiter
 	execs  map[string]chan *Event // Application-UUID → execute waiter
 	notice *Message
 
-	events  chan *Event
+	events  *fifo.Queue[*Event]
 	onEvent atomic.Pointer[func(*Event)]
 	done    chan struct{} // closed when the connection is gone
 	drained chan struct{} // closed when every event has been handed to OnEvent
@@ -103,10 +105,10 @@ func newConn(nc net.Conn, rd *Reader, opts ConnOptions) *conn {
 		nc:      nc,
 		rd:      rd,
 		opts:    opts,
-		replyq:  make(chan chan *Message, 1024),
+		replyq:  fifo.New[chan *Message](1024),
 		jobs:    map[string]chan *Event{},
 		execs:   map[string]chan *Event{},
-		events:  make(chan *Event, opts.MaxQueuedEvents),
+		events:  fifo.New[*Event](opts.MaxQueuedEvents),
 		done:    make(chan struct{}),
 		drained: make(chan struct{}),
 	}
@@ -169,7 +171,7 @@ func (c *conn) DisconnectNotice() *Message {
 
 func (c *conn) readLoop() {
 	defer c.wg.Done()
-	defer close(c.events)
+	defer c.events.Close()
 	for {
 		m, err := c.rd.ReadMessage()
 		if err != nil {
@@ -186,10 +188,9 @@ func (c *conn) readLoop() {
 func (c *conn) route(m *Message) bool {
 	switch m.Type {
 	case TypeCommandReply, TypeAPIResponse:
-		select {
-		case w := <-c.replyq:
+		if w, ok := c.replyq.TryPop(); ok {
 			w <- m
-		default:
+		} else {
 			// A reply nobody asked for: FreeSWITCH never sends one, so the
 			// stream is out of step.
 			c.fail(fmt.Errorf("%w: unsolicited %s %q", ErrClosed, m.Type, m.Result()))
@@ -204,9 +205,7 @@ func (c *conn) route(m *Message) bool {
 			return true
 		}
 		c.claim(ev)
-		select {
-		case c.events <- ev:
-		default:
+		if !c.events.Push(ev) {
 			c.fail(ErrSlowConsumer)
 			return false
 		}
@@ -253,7 +252,11 @@ func (c *conn) claim(ev *Event) {
 func (c *conn) dispatchLoop() {
 	defer c.wg.Done()
 	defer close(c.drained)
-	for ev := range c.events {
+	for {
+		ev, ok := c.events.Pop()
+		if !ok {
+			return
+		}
 		if f := c.onEvent.Load(); f != nil && *f != nil {
 			(*f)(ev)
 		}
@@ -286,9 +289,7 @@ func (c *conn) send(ctx context.Context, line string, hdrs Headers, body []byte)
 	}
 	c.buf = buf
 	w := make(chan *Message, 1)
-	select {
-	case c.replyq <- w:
-	default:
+	if !c.replyq.Push(w) {
 		return nil, fmt.Errorf("esl: %s: too many commands awaiting replies", firstWord(line))
 	}
 	deadline, ok := ctx.Deadline()

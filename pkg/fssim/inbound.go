@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-voice/switchyard/pkg/esl"
+	"github.com/switchyard-voice/switchyard/pkg/internal/fifo"
 )
 
 // goodbye is the body FreeSWITCH puts in its disconnect notices.
@@ -50,7 +51,7 @@ type inboundConn struct {
 	sim    *Sim
 	nc     net.Conn
 	sub    *subscription
-	events chan []byte // event frames, bounded
+	events *fifo.Queue[[]byte] // event frames, bounded
 	wmu    sync.Mutex  // replies and events share the socket
 	done   chan struct{}
 	once   sync.Once
@@ -77,9 +78,7 @@ func (c *inboundConn) offer(ev *esl.Event) {
 	if !ok {
 		return
 	}
-	select {
-	case c.events <- esl.AppendEventFrame(nil, format, ev):
-	default:
+	if !c.events.Push(esl.AppendEventFrame(nil, format, ev)) {
 		c.sim.opts.Logger.Warn("fssim: event queue full; dropping event for a slow listener", "event", ev.Name())
 	}
 }
@@ -87,19 +86,25 @@ func (c *inboundConn) offer(ev *esl.Event) {
 func (c *inboundConn) writeEvents() {
 	for {
 		select {
-		case b := <-c.events:
+		case <-c.events.Ready():
+		case <-c.done:
+			return
+		}
+		for {
+			b, ok := c.events.TryPop()
+			if !ok {
+				break
+			}
 			if c.write(b) != nil {
 				c.close()
 				return
 			}
-		case <-c.done:
-			return
 		}
 	}
 }
 
 func (s *Sim) serveInbound(nc net.Conn) {
-	c := &inboundConn{sim: s, nc: nc, sub: newSubscription(), events: make(chan []byte, maxQueuedEvents), done: make(chan struct{})}
+	c := &inboundConn{sim: s, nc: nc, sub: newSubscription(), events: fifo.New[[]byte](maxQueuedEvents), done: make(chan struct{})}
 	defer c.close()
 	if s.opts.Deny != nil && s.opts.Deny(nc.RemoteAddr()) {
 		b := esl.AppendFrame(nil, esl.TypeRudeRejection, []byte("Access Denied, go away.\n"))

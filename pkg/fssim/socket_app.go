@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-voice/switchyard/pkg/esl"
+	"github.com/switchyard-voice/switchyard/pkg/internal/fifo"
 )
 
 // socketSession is the `socket` application's connection to an outbound
@@ -26,7 +27,7 @@ type socketSession struct {
 	sub      *subscription // "event ..." inside the session
 	ending   bool          // the disconnect notice is queued
 
-	out     chan []byte   // frames to write, in order; nil ends the session
+	out     *fifo.Queue[[]byte] // frames to write, in order; nil ends the session
 	appGone chan struct{} // the application closed the socket (or it broke)
 	gone    sync.Once
 	wg      sync.WaitGroup
@@ -81,7 +82,7 @@ func (c *Channel) socketSession(addr string, async, full bool) bool {
 		return false
 	}
 	s := &socketSession{ch: c, nc: nc, async: async, full: full, format: "plain", sub: newSubscription(),
-		out: make(chan []byte, maxQueuedEvents), appGone: make(chan struct{})}
+		out: fifo.New[[]byte](maxQueuedEvents), appGone: make(chan struct{})}
 	c.addSession(s)
 	s.wg.Add(2)
 	c.sim.goroutine(func() { defer s.wg.Done(); s.writeLoop() })
@@ -114,9 +115,7 @@ func (c *Channel) socketSession(addr string, async, full bool) bool {
 }
 
 func (s *socketSession) queue(b []byte) {
-	select {
-	case s.out <- b:
-	default:
+	if !s.out.Push(b) {
 		s.ch.sim.opts.Logger.Warn("fssim: socket application too slow; dropping a frame", "uuid", s.ch.UUID)
 	}
 }
@@ -126,7 +125,15 @@ func (s *socketSession) writeLoop() {
 	defer s.listen(false)
 	for {
 		select {
-		case b := <-s.out:
+		case <-s.out.Ready():
+		case <-s.appGone:
+			return
+		}
+		for {
+			b, ok := s.out.TryPop()
+			if !ok {
+				break
+			}
 			if b == nil { // end marker: everything before it is written
 				return
 			}
@@ -134,8 +141,6 @@ func (s *socketSession) writeLoop() {
 			if _, err := s.nc.Write(b); err != nil {
 				return
 			}
-		case <-s.appGone:
-			return
 		}
 	}
 }
@@ -157,8 +162,8 @@ func (s *socketSession) end(disposition string) {
 		b = esl.AppendFrame(nil, esl.TypeDisconnectNotice, []byte(goodbye),
 			esl.Header{Name: "Controlled-Session-UUID", Value: s.ch.UUID}, esl.Header{Name: "Content-Disposition", Value: "disconnect"})
 	}
-	s.out <- b
-	s.out <- nil
+	s.out.Push(b)
+	s.out.Push(nil)
 }
 
 // offer receives every event of the controlled channel: it forwards the

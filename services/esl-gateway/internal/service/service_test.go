@@ -29,7 +29,7 @@ const token = "test-token"
 
 // gateway starts a gateway on free ports against natsURL and stops it when
 // the test ends.
-func gateway(t *testing.T, natsURL string, mutate func(*Config)) *Service {
+func gateway(t testing.TB, natsURL string, mutate func(*Config)) *Service {
 	t.Helper()
 	cfg := Config{
 		SocketAddr: "127.0.0.1:0", SocketAllow: []string{"127.0.0.0/8"}, MaxSessions: 100, ConnectTimeout: 5 * time.Second,
@@ -66,7 +66,7 @@ func gateway(t *testing.T, natsURL string, mutate func(*Config)) *Service {
 	return svc
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
