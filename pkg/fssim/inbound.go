@@ -52,7 +52,7 @@ type inboundConn struct {
 	nc     net.Conn
 	sub    *subscription
 	events *fifo.Queue[[]byte] // event frames, bounded
-	wmu    sync.Mutex  // replies and events share the socket
+	wmu    sync.Mutex          // replies and events share the socket
 	done   chan struct{}
 	once   sync.Once
 }

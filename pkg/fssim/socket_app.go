@@ -28,7 +28,7 @@ type socketSession struct {
 	ending   bool          // the disconnect notice is queued
 
 	out     *fifo.Queue[[]byte] // frames to write, in order; nil ends the session
-	appGone chan struct{} // the application closed the socket (or it broke)
+	appGone chan struct{}       // the application closed the socket (or it broke)
 	gone    sync.Once
 	wg      sync.WaitGroup
 }
