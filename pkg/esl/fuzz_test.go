@@ -23,7 +23,7 @@ func seedStreams(f *testing.F, dir string) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		if s := tr.Stream(dir); len(s) <= 16<<10 {
+		if s := tr.Stream(dir); len(s) <= 4<<10 {
 			f.Add(s)
 		}
 	}
