@@ -38,6 +38,7 @@ type Hooks struct {
 	Command        func(name string, d time.Duration, err error)
 	Refused        func(reason string)
 	FrameRejected  func(reason string) // a session closed for a bad ESL frame
+	Originated     func(result string) // "ok" or the failure's code (user_busy, …)
 }
 
 // Config wires a Gateway.

@@ -43,11 +43,15 @@ func (g *Gateway) Originate(ctx context.Context, req originate.Request) (string,
 	var ce *esl.CommandError
 	if errors.As(err, &ce) {
 		cause := ce.Cause()
-		return uuid, &OriginateError{Cause: cause, Failure: originate.FailureFor(cause)}
+		f := originate.FailureFor(cause)
+		g.originated(f.Code)
+		return uuid, &OriginateError{Cause: cause, Failure: f}
 	}
 	if err != nil {
+		g.originated("unavailable")
 		return "", fmt.Errorf("originate on %s: %w", node, err)
 	}
+	g.originated("ok")
 	if got := strings.TrimSpace(strings.TrimPrefix(out, "+OK")); got != "" && got != uuid {
 		g.cfg.Logger.Warn("FreeSWITCH answered originate with another UUID", "want", uuid, "got", got)
 		uuid = got
@@ -95,4 +99,10 @@ func (g *Gateway) Hangup(ctx context.Context, uuid, cause string) error {
 		return fmt.Errorf("hangup %s: %w", uuid, lastErr)
 	}
 	return ErrCallNotFound
+}
+
+func (g *Gateway) originated(result string) {
+	if g.cfg.Hooks.Originated != nil {
+		g.cfg.Hooks.Originated(result)
+	}
 }

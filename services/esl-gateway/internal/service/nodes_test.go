@@ -119,6 +119,15 @@ func TestOriginateThroughRESTMapsCauses(t *testing.T) {
 		{`{"dial_string":"user/1000","node":"fs9"}`, 400, "invalid_node", ""},
 		{`{"dial_string":"user/1000","colour":"red"}`, 400, "invalid_body", ""},
 	}
+	defer func() {
+		resp, _ := http.Get("http://" + svc.AdminAddr() + "/metrics")
+		b, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{`switchyard_gateway_originate_total{result="ok"} 1`, `switchyard_gateway_originate_total{result="user_busy"} 1`} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("metrics lack %s:\n%s", want, grepLines(b, "originate_total"))
+			}
+		}
+	}()
 	for _, tt := range tests {
 		code, out := rest(t, svc, "POST", "/v1/calls", tt.body)
 		gotCode, gotCause := errorOf(out)

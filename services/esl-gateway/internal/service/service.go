@@ -109,6 +109,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 			Command:        s.metrics.Command,
 			Refused:        func(reason string) { s.metrics.SessionsRefused.WithLabelValues(reason).Inc() },
 			FrameRejected:  func(reason string) { s.metrics.FramesRejected.WithLabelValues(reason).Inc() },
+			Originated:     func(result string) { s.metrics.OriginateResults.WithLabelValues(result).Inc() },
 		},
 	})
 	s.gw = gw
