@@ -309,15 +309,25 @@ func (c *conn) send(ctx context.Context, line string, hdrs Headers, body []byte)
 func (c *conn) await(ctx context.Context, line string, w chan *Message) (*Message, error) {
 	select {
 	case m := <-w:
-		if strings.HasPrefix(m.Result(), "-ERR") {
-			return m, &CommandError{Command: redact(line), Reply: m.Result()}
-		}
-		return m, nil
+		return c.result(line, m)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("esl: %s: %w", firstWord(line), ctx.Err())
 	case <-c.done:
+		// The reply may have come just before the close: it wins.
+		select {
+		case m := <-w:
+			return c.result(line, m)
+		default:
+		}
 		return nil, c.err
 	}
+}
+
+func (c *conn) result(line string, m *Message) (*Message, error) {
+	if strings.HasPrefix(m.Result(), "-ERR") {
+		return m, &CommandError{Command: redact(line), Reply: m.Result()}
+	}
+	return m, nil
 }
 
 // waitEvent waits for the event registered under key in table.
@@ -330,6 +340,12 @@ func (c *conn) waitEvent(ctx context.Context, what string, w chan *Event, unregi
 		return nil, fmt.Errorf("esl: %s: %w", what, ctx.Err())
 	case <-c.done:
 		unregister()
+		// The event may have come just before the close: it wins.
+		select {
+		case ev := <-w:
+			return ev, nil
+		default:
+		}
 		return nil, c.err
 	}
 }

@@ -379,3 +379,24 @@ func TestBackoffJitterStaysInBounds(t *testing.T) {
 		}
 	}
 }
+
+// A reply that arrives just before FreeSWITCH closes the socket is the
+// command's answer, not "connection closed".
+func TestReplyJustBeforeCloseWins(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		addr := fakeInbound(t, func(nc net.Conn, br *bufio.Reader) {
+			br.ReadString('\n')
+			br.ReadString('\n')
+			nc.Write([]byte("Content-Type: api/response\nContent-Length: 4\n\n+OK\n"))
+		}) // returns: the fake closes the socket right after the reply
+		c, err := Dial(testCtx(t), addr, "ClueCon", ConnOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.API(testCtx(t), "status")
+		c.Close()
+		if err != nil || out != "+OK" {
+			t.Fatalf("attempt %d: %q %v", i, out, err)
+		}
+	}
+}

@@ -17,10 +17,17 @@ type message struct {
 	loops       int
 	hangupCause string          // call-command: hangup
 	done        chan *esl.Event // gets the CHANNEL_EXECUTE_COMPLETE (nil for a hang-up)
+	// after runs on the channel's thread once the message is processed,
+	// before anything else happens to the channel: a static socket's reply
+	// goes out before, say, the disconnect a transfer causes.
+	after func()
 }
 
 // process runs one message on the channel's thread.
 func (c *Channel) process(m *message) {
+	if m.after != nil {
+		defer m.after()
+	}
 	if m.hangupCause != "" {
 		c.Hangup(m.hangupCause)
 		if m.done != nil {
@@ -304,6 +311,9 @@ func (c *Channel) bridgeTo(dial string) {
 		return
 	}
 	c.sim.goroutine(func() { b.run([]Action{{App: "park"}}) })
+	c.mu.Lock()
+	c.bLeg = b
+	c.mu.Unlock()
 	c.Answer()
 	c.bridge(b)
 	select {
@@ -311,6 +321,9 @@ func (c *Channel) bridgeTo(dial string) {
 		c.unbridge(b)
 	case <-c.ctx.Done():
 	}
+	c.mu.Lock()
+	c.bLeg = nil
+	c.mu.Unlock()
 	c.SetVar("last_bridge_hangup_cause", b.Cause())
 }
 

@@ -32,6 +32,7 @@ type Channel struct {
 	vars       map[string]string
 	sessions   []*socketSession // sockets that asked for this channel's events
 	bridgedTo  *Channel
+	bLeg       *Channel // the leg this channel's bridge application dialled
 	transfer   bool // a transfer is pending: leave the applications, route again
 	hangupOnce sync.Once
 
@@ -296,14 +297,18 @@ func (c *Channel) Hangup(cause string) {
 		c.callState = "HANGUP"
 		c.setVarLocked("hangup_cause", cause)
 		c.setVarLocked("hangup_cause_q850", strconv.Itoa(q850(cause)))
-		other := c.bridgedTo
+		other, bLeg := c.bridgedTo, c.bLeg
 		c.mu.Unlock()
 		c.fireChannelEvent("CHANNEL_HANGUP", "switch_channel.c", "switch_channel_perform_hangup", 3638,
 			esl.Header{Name: "Hangup-Cause", Value: cause})
 		c.cancel()
 		if other != nil {
 			c.unbridge(other)
-			other.Hangup(cause)
+		}
+		// The leg a bridge dialled goes with its caller; the caller lives
+		// on when that leg hangs up (hangup_after_bridge is off by default).
+		if bLeg != nil {
+			bLeg.Hangup(cause)
 		}
 	})
 }

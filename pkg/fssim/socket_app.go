@@ -380,10 +380,12 @@ func (s *socketSession) sendmsg(cmd *esl.Command) {
 		return
 	}
 	m.done = make(chan *esl.Event, 1)
+	replied := make(chan struct{})
+	m.after = func() { s.reply("+OK"); close(replied) }
 	target.enqueue(m)
 	select {
-	case <-m.done:
+	case <-replied:
 	case <-target.ctx.Done():
+		s.reply("+OK")
 	}
-	s.reply("+OK")
 }

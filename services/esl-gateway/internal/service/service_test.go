@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -294,3 +295,5 @@ func TestAdminAPIAndProbes(t *testing.T) {
 		}
 	}
 }
+
+func mustMatch(s string) *regexp.Regexp { return regexp.MustCompile(s) }
