@@ -33,7 +33,7 @@ type Channel struct {
 	sessions   []*socketSession // sockets that asked for this channel's events
 	bridgedTo  *Channel
 	bLeg       *Channel // the leg this channel's bridge application dialled
-	transfer   bool // a transfer is pending: leave the applications, route again
+	transfer   bool     // a transfer is pending: leave the applications, route again
 	hangupOnce sync.Once
 
 	answered chan struct{} // closed at CHANNEL_ANSWER
