@@ -44,20 +44,6 @@ func (c *Channel) process(m *message) {
 	}
 }
 
-// drainMessages runs queued messages without waiting: FreeSWITCH does the
-// same from inside media applications, which is why an application queued
-// during a playback can complete before the playback does.
-func (c *Channel) drainMessages() {
-	for {
-		select {
-		case m := <-c.msgq:
-			c.process(m)
-		default:
-			return
-		}
-	}
-}
-
 // execute runs one application: CHANNEL_EXECUTE, the application,
 // CHANNEL_EXECUTE_COMPLETE carrying its Application-UUID and response.
 func (c *Channel) execute(app, arg, appUUID string) *esl.Event {
