@@ -283,15 +283,30 @@ func (n *Nodes) onEvent(nd *node, ev *esl.Event) {
 	}
 }
 
+// pingLoop measures the round trip every interval. A node that stops
+// answering without closing its socket (a frozen host, a dropped route) is
+// disconnected after three missed pings, so the reconnect loop takes over
+// and requests fail at once instead of timing out one by one.
 func (n *Nodes) pingLoop(ctx context.Context, nd *node) {
 	t := time.NewTicker(n.ping)
 	defer t.Stop()
+	missed := 0
 	for {
 		if c, err := nd.in.Client(); err == nil {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			start := time.Now()
 			_, err := c.API(pctx, "status")
 			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				if missed++; missed >= 3 {
+					n.logger.Warn("FreeSWITCH node stopped answering; reconnecting", "node", nd.cfg.Name, "err", err)
+					c.Close()
+					missed = 0
+				}
+			case err == nil:
+				missed = 0
+			}
 			if err == nil {
 				rtt := time.Since(start)
 				nd.mu.Lock()
