@@ -293,7 +293,7 @@ func (n *Nodes) pingLoop(ctx context.Context, nd *node) {
 	missed := 0
 	for {
 		if c, err := nd.in.Client(); err == nil {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			pctx, cancel := context.WithTimeout(ctx, min(n.ping, 2*time.Second))
 			start := time.Now()
 			_, err := c.API(pctx, "status")
 			cancel()
