@@ -101,7 +101,7 @@ func BenchmarkDecodePlainEvent(b *testing.B) {
 	var body []byte
 	r := NewReader(bytes.NewReader(stream), Limits{})
 	for body == nil {
-		m, err := r.rawFrame()
+		m, err := r.readFrame()
 		if err != nil {
 			b.Fatal(err)
 		}

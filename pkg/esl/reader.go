@@ -264,6 +264,16 @@ func (r *Reader) ReadMessage() (*Message, error) {
 }
 
 func (r *Reader) readMessage() (*Message, error) {
+	m, err := r.readFrame()
+	if err != nil {
+		return nil, err
+	}
+	m.decodeEvent(r.lim)
+	return m, nil
+}
+
+// readFrame frames one message without decoding its event.
+func (r *Reader) readFrame() (*Message, error) {
 	b, err := r.scanBlock(false)
 	if err != nil {
 		return nil, err
@@ -276,7 +286,6 @@ func (r *Reader) readMessage() (*Message, error) {
 	m.Headers = parseHeaderLines(own[:b.end], b.lines, m.hdrArr[:0])
 	m.Body = own[b.end:]
 	m.Type = m.Headers.Get("Content-Type")
-	m.decodeEvent(r.lim)
 	return m, nil
 }
 

@@ -412,7 +412,7 @@ func TestEncodersReproduceFreeSWITCHBytes(t *testing.T) {
 		n := 0
 		r := NewReader(bytes.NewReader(loadTranscript(t, tc.name).Stream(transcript.FromFS)), Limits{})
 		for {
-			raw, err := r.rawFrame()
+			raw, err := r.readFrame()
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -443,21 +443,6 @@ func TestEncodersReproduceFreeSWITCHBytes(t *testing.T) {
 			t.Fatalf("%s: no %s events", tc.name, tc.typ)
 		}
 	}
-}
-
-// rawFrame reads a frame without decoding its event.
-func (r *Reader) rawFrame() (*Message, error) {
-	b, err := r.scanBlock(false)
-	if err != nil {
-		return nil, err
-	}
-	own, err := r.takeFrame(b)
-	if err != nil {
-		return nil, err
-	}
-	m := &Message{Headers: parseHeaderLines(own[:b.end], b.lines, nil), Body: own[b.end:]}
-	m.Type = m.Headers.Get("Content-Type")
-	return m, nil
 }
 
 func contains(ss []string, s string) bool {

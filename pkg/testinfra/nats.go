@@ -29,7 +29,7 @@ func natsBinary() (string, error) {
 		}
 		return p, nil
 	}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		return "", fmt.Errorf("cannot find the repository to locate bin/nats-server (%v): set SWITCHYARD_NATS_SERVER", err)
 	}

@@ -166,9 +166,9 @@ func waitReady(ctx context.Context, p *process, check func(context.Context) erro
 	}
 }
 
-// repoRoot walks up from the working directory to the directory holding
-// go.work.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory to the repository's root,
+// the directory holding go.work.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -65,7 +65,7 @@ func run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	root, err := repoRoot()
+	root, err := testinfra.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -295,23 +295,6 @@ func randomToken() string {
 	var b [16]byte
 	crand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the Switchyard repository")
-		}
-		dir = parent
-	}
 }
 
 func say(format string, args ...any) {
