@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -145,6 +146,9 @@ func TestSocketCallDrivenOverNATS(t *testing.T) {
 	rp := esltest.New(t, "outbound/01-async-full-session")
 	rp.Dial(svc.SocketAddr())
 	waitFor(t, 5*time.Second, func() bool { return svc.gw.ActiveSessions() == 1 })
+	if code, out := rest(t, svc, "GET", "/v1/calls", ""); code != 200 || !strings.Contains(fmt.Sprint(out["calls"]), callID) {
+		t.Fatalf("GET /v1/calls while the call is live: %d %v", code, out)
+	}
 
 	steps := []struct {
 		cmd      app.Command
