@@ -1,0 +1,2 @@
+-- want: pattern
+return string.find(('a'):rep(5000), ('a*'):rep(12) .. 'b')

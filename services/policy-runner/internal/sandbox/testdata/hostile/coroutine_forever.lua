@@ -1,0 +1,3 @@
+-- want: cpu_slice
+local co = coroutine.create(function() while true do end end)
+return coroutine.resume(co)

@@ -1,0 +1,2 @@
+-- want: runtime
+error(setmetatable({}, {__tostring = function() while true do end end}))

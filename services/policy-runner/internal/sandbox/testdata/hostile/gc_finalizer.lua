@@ -1,0 +1,3 @@
+-- want: runtime
+setmetatable({}, {__gc = function() while true do end end})
+collectgarbage()

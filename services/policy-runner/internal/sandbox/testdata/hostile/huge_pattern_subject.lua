@@ -1,0 +1,2 @@
+-- want: pattern
+return (('a'):rep(1e6)):find('b')

@@ -1,0 +1,2 @@
+-- want: cpu_slice
+repeat local x = 1 until false

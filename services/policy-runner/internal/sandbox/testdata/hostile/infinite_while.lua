@@ -1,0 +1,2 @@
+-- want: cpu_slice
+while true do end

@@ -1,0 +1,2 @@
+-- want: runtime
+return io.open('/etc/passwd'):read('*a')

@@ -1,0 +1,2 @@
+-- want: runtime
+return loadfile('/etc/passwd')

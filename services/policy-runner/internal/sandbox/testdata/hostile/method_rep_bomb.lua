@@ -1,0 +1,2 @@
+-- want: string_size
+return ('x'):rep(2^40)

@@ -1,0 +1,2 @@
+-- want: string_size
+return os.date(('%Y'):rep(1000))

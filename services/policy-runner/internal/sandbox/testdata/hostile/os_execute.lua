@@ -1,0 +1,2 @@
+-- want: runtime
+return os.execute('id')

@@ -1,0 +1,2 @@
+-- want: runtime
+setfenv(1, {})

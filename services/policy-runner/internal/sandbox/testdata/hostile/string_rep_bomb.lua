@@ -1,0 +1,2 @@
+-- want: string_size
+return string.rep('x', 1e9)

@@ -1,0 +1,3 @@
+-- want: cpu_slice
+local function f() return f() end
+return f()
