@@ -113,13 +113,13 @@ func TestHostCallsPauseTheSlice(t *testing.T) {
 	defer sb.Close()
 	prog, _ := Compile("wait", "for i = 1, 3 do wait() end return 'done'", Limits{})
 	wait := Host(func(L *lua.LState) int { time.Sleep(40 * time.Millisecond); return 0 })
-	out, err := sb.Run(context.Background(), prog, Env{Globals: map[string]lua.LValue{"wait": lua.LNil}})
+	_, err := sb.Run(context.Background(), prog, Env{Globals: map[string]lua.LValue{"wait": lua.LNil}})
 	if err == nil {
 		t.Fatal("wait was nil: the run should have failed")
 	}
 	L := lua.NewState()
 	defer L.Close()
-	out, err = sb.Run(context.Background(), prog, Env{Globals: map[string]lua.LValue{"wait": L.NewFunction(wait)}})
+	out, err := sb.Run(context.Background(), prog, Env{Globals: map[string]lua.LValue{"wait": L.NewFunction(wait)}})
 	if err != nil || out[0].String() != "done" {
 		t.Fatalf("120 ms of waiting under a 50 ms slice: %v %v", out, err)
 	}
