@@ -277,9 +277,11 @@ func (c *Channel) Answer() {
 	}
 	c.answeredAt = time.Now()
 	c.callState = "ACTIVE"
-	close(c.answered)
 	c.mu.Unlock()
 	c.fireChannelEvent("CHANNEL_ANSWER", "switch_channel.c", "switch_channel_perform_mark_answered", 3840)
+	// Only now may the caller act on the answer (press digits): its DTMF
+	// events must follow CHANNEL_ANSWER, as on a real line.
+	close(c.answered)
 }
 
 // Hangup hangs the channel up with cause: CHANNEL_HANGUP now; running
@@ -398,6 +400,8 @@ func (c *Channel) PressDigits(digits string) {
 }
 
 func (c *Channel) bridge(other *Channel) {
+	c.sim.bridgeMu.Lock()
+	defer c.sim.bridgeMu.Unlock()
 	c.mu.Lock()
 	c.bridgedTo = other
 	c.mu.Unlock()
@@ -413,6 +417,8 @@ func (c *Channel) bridge(other *Channel) {
 }
 
 func (c *Channel) unbridge(other *Channel) {
+	c.sim.bridgeMu.Lock()
+	defer c.sim.bridgeMu.Unlock()
 	c.mu.Lock()
 	was := c.bridgedTo == other
 	c.bridgedTo = nil

@@ -39,6 +39,7 @@ type Sim struct {
 	seq      atomic.Uint64
 
 	mu        sync.Mutex
+	bridgeMu  sync.Mutex // bridging and unbridging change two channels at once
 	channels  map[string]*Channel
 	conns     map[*inboundConn]struct{}
 	sockSubs  map[*socketSession]struct{} // sockets with "event" subscriptions

@@ -375,8 +375,10 @@ func (s *socketSession) sendmsg(cmd *esl.Command) {
 		return
 	}
 	if s.async {
-		target.enqueue(m)
+		// Async sockets are answered on receipt, before the message runs:
+		// whatever it causes (a hang-up, a disconnect) comes after the +OK.
 		s.reply("+OK")
+		target.enqueue(m)
 		return
 	}
 	m.done = make(chan *esl.Event, 1)

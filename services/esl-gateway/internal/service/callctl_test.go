@@ -21,6 +21,10 @@ func placeSocketCall(t *testing.T, svc *Service, sim *fssim.Sim, dest string) *f
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return svc.gw.ActiveSessions() > before })
+	// A policy learns of a call from call.started; so does this test, which
+	// also guarantees the call's callctl subject is served.
+	_, js := natsConn(t, infra.NATS.URL())
+	callEvents(t, js, c.UUID, 1)
 	return c
 }
 
@@ -79,7 +83,7 @@ func TestCallControlOperations(t *testing.T) {
 			t.Fatal("break did not stop the running application")
 		}
 		if r := ctl(app.Command{Op: "bridge", Destination: "user/agent-1"}); !r.OK {
-			t.Fatalf("bridge: %+v", r.Error)
+			t.Fatalf("bridge: %+v (the caller's channel: answered %v, cause %q)", r.Error, call.Answered(), call.Cause())
 		}
 		if r := ctl(app.Command{Op: "hangup", Cause: "USER_BUSY"}); !r.OK {
 			t.Fatal(r.Error)
