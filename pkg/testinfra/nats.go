@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,121 +13,108 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// NATS is a real nats-server with JetStream.
-type NATS struct {
-	proc  *process
-	port  int
-	store string
-	tmp   string
-}
+// natsBuildHint is how the pinned server is built; make setup runs it.
+const natsBuildHint = "cd pkg && go build -o ../bin/nats-server github.com/nats-io/nats-server/v2"
 
-// natsBinary finds the server `make setup` builds from the version pinned
-// in pkg/go.mod; a nats-server on PATH is not used, being of unknown age.
+// NATS is a real nats-server with JetStream and a file store.
+type NATS struct{ s *server }
+
+// natsBinary finds the server built from the version pinned in pkg/go.mod.
+// A nats-server on PATH is not considered: Debian's is too old for the
+// jetstream API of the nats.go we use.
 func natsBinary() (string, error) {
 	if p := os.Getenv("SWITCHYARD_NATS_SERVER"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("nats-server not found at %s ($SWITCHYARD_NATS_SERVER): run \"make setup\", which builds it with: cd pkg && go build -o ../bin/nats-server github.com/nats-io/nats-server/v2", p)
+		if err := executable(p); err != nil {
+			return "", fmt.Errorf("nats-server not found at %s (from SWITCHYARD_NATS_SERVER: %v): point SWITCHYARD_NATS_SERVER at a nats-server binary, or unset it and run \"make setup\" (it builds the pinned server with: %s)", p, err, natsBuildHint)
 		}
 		return p, nil
 	}
 	root, err := RepoRoot()
 	if err != nil {
-		return "", fmt.Errorf("cannot find the repository to locate bin/nats-server (%v): set SWITCHYARD_NATS_SERVER", err)
+		return "", fmt.Errorf("nats-server not found: cannot locate the repository's bin/nats-server (%v): run the tests inside the Switchyard repository after \"make setup\" (it builds the pinned server with: %s), or set SWITCHYARD_NATS_SERVER to a nats-server binary", err, natsBuildHint)
 	}
 	p := filepath.Join(root, "bin", "nats-server")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("nats-server not found at %s: run \"make setup\", which builds it with: cd pkg && go build -o ../bin/nats-server github.com/nats-io/nats-server/v2", p)
+	if err := executable(p); err != nil {
+		return "", fmt.Errorf("nats-server not found at %s: run \"make setup\" (it builds the pinned server with: %s)", p, natsBuildHint)
 	}
 	return p, nil
 }
 
-// StartNATS starts a JetStream-enabled nats-server on a free loopback port
-// with its store in a new temporary directory.
+// StartNATS starts a JetStream-enabled nats-server on a free loopback port,
+// with its store in a new temporary directory, and returns once JetStream
+// answers. ctx bounds the wait, not the server's life; Close stops it.
 func StartNATS(ctx context.Context) (*NATS, error) {
 	bin, err := natsBinary()
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "switchyard-nats-")
-	if err != nil {
+	s := &server{name: "nats-server", bin: bin}
+	// The name, unique to this server and kept across restarts, is how
+	// readiness knows it reached this server and not another on the port.
+	name := func() string { return "testinfra-" + filepath.Base(s.dir) }
+	s.args = func(port int) []string {
+		return []string{"-js", "-sd", s.dir, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-n", name()}
+	}
+	s.ready = func(ctx context.Context, addr string, _ int) error { return natsReady(ctx, addr, name()) }
+	if err := newServer(ctx, s, pickPort); err != nil {
 		return nil, err
 	}
-	n := &NATS{tmp: tmp, store: filepath.Join(tmp, "js")}
-	for attempt := 0; ; attempt++ {
-		if n.port, err = freePort(); err != nil {
-			break
-		}
-		n.proc = &process{name: "nats-server", bin: bin, dir: tmp,
-			args: []string{"-js", "-sd", n.store, "-a", "127.0.0.1", "-p", itoa(n.port), "--no_advertise"}}
-		if err = n.start(ctx); err == nil || attempt == 3 {
-			break
-		}
-	}
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	return n, nil
+	return &NATS{s}, nil
 }
 
-func (n *NATS) start(ctx context.Context) error {
-	if err := n.proc.start(); err != nil {
-		return err
-	}
-	err := waitReady(ctx, n.proc, func(ctx context.Context) error {
-		nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second))
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return err
-		}
-		_, err = js.AccountInfo(ctx)
-		return err
-	})
+// natsReady requires JetStream to answer, not just the port to accept:
+// after a restart JetStream recovers its streams before it serves them.
+func natsReady(ctx context.Context, addr, name string) error {
+	nc, err := nats.Connect("nats://"+addr, nats.Timeout(time.Second), nats.NoReconnect())
 	if err != nil {
-		n.proc.kill()
+		return err
 	}
+	defer nc.Close()
+	if got := nc.ConnectedServerName(); got != name {
+		return fmt.Errorf("%s is served by nats-server %q, not %q", addr, got, name)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	_, err = js.AccountInfo(ctx)
 	return err
 }
 
-// URL is the client URL.
-func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+// URL is the client URL, nats://127.0.0.1:port.
+func (n *NATS) URL() string { return "nats://" + n.s.addr() }
 
-// Port is the client port.
-func (n *NATS) Port() int { return n.port }
+// Port is the client port; it stays the same across restarts.
+func (n *NATS) Port() int { return n.s.port }
 
-// PID is the server's process id (0 when it is not running).
-func (n *NATS) PID() int { return n.proc.pid() }
+// PID is the server's process id, 0 while it is not running.
+func (n *NATS) PID() int { return n.s.pid() }
 
-// Kill ends the server with SIGKILL, as a crash would.
-func (n *NATS) Kill() error { return n.proc.kill() }
+// Kill ends the server with SIGKILL, as a crash would, and returns once it
+// is gone. Killing a server that is not running does nothing.
+func (n *NATS) Kill() error { return n.s.kill() }
 
 // Restart starts the server again on the same port with the same store, so
-// JetStream's data survives, and waits until it serves.
-func (n *NATS) Restart(ctx context.Context) error {
-	if n.proc.running() {
-		if err := n.proc.kill(); err != nil {
-			return err
-		}
-	}
-	return n.start(ctx)
-}
+// JetStream's streams and messages survive, and returns once JetStream
+// answers. A running server is killed first.
+func (n *NATS) Restart(ctx context.Context) error { return n.s.restart(ctx) }
 
-// Close stops the server and removes its directory.
-func (n *NATS) Close() error {
-	err := n.proc.kill()
-	os.RemoveAll(n.tmp)
-	return err
-}
+// Close kills the server and removes its directory and store. It may be
+// called more than once.
+func (n *NATS) Close() error { return n.s.close() }
 
-// NewNATS starts a server for one test and stops it when the test ends.
+// NewNATS starts a server for one test and closes it when the test and its
+// subtests are done. It fails the test if the server cannot start.
 func NewNATS(t testing.TB) *NATS {
 	t.Helper()
-	n, err := StartNATS(context.Background())
-	fatal(t, err)
-	t.Cleanup(func() { n.Close() })
+	n, err := StartNATS(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return n
 }
