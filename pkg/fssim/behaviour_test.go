@@ -378,3 +378,52 @@ func TestManyConcurrentCallsNoLeak(t *testing.T) {
 	sim.Close()
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+8 })
 }
+
+// What mod_event_socket allows a single-channel socket, and how myevents
+// narrows and formats what a socket receives.
+func TestSocketCommandsByControlMode(t *testing.T) {
+	ctx := testCtx(t)
+	type seen struct {
+		linger, event, api error
+		formats             []string
+		foreign             bool
+	}
+	got := make(chan seen, 2)
+	addr := socketServer(t, func(_ context.Context, s *esl.Session) {
+		var o seen
+		var mu sync.Mutex
+		s.SetEventHandler(func(ev *esl.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ev.UniqueID() != s.UUID() {
+				o.foreign = true
+			}
+		})
+		_, o.event = s.Command(ctx, "event json CHANNEL_EXECUTE_COMPLETE BACKGROUND_JOB", nil)
+		s.MyEvents(ctx)
+		o.linger = s.Linger(ctx)
+		_, o.api = s.Command(ctx, "bgapi status", nil) // a job whose BACKGROUND_JOB has no Unique-ID
+		s.Execute(ctx, "answer", "", esl.ExecOptions{})
+		s.Hangup(ctx, "")
+		<-s.Drained()
+		mu.Lock()
+		got <- o
+		mu.Unlock()
+	})
+	sim, _ := newSim(t, Options{Dialplan: DefaultDialplan(addr)})
+	full, _ := sim.PlaceCall(ctx, CallSpec{Destination: "8084", CallerIDNumber: "1"})
+	o := <-got
+	if o.linger != nil || o.event != nil || o.api != nil || o.foreign {
+		t.Errorf("full socket: linger %v, event %v, bgapi %v, foreign events %v", o.linger, o.event, o.api, o.foreign)
+	}
+	single, _ := sim.PlaceCall(ctx, CallSpec{Destination: "8085", CallerIDNumber: "2"})
+	o = <-got
+	var ce *esl.CommandError
+	for what, err := range map[string]error{"linger": o.linger, "event": o.event, "api": o.api} {
+		if !errors.As(err, &ce) || ce.Cause() != "command not found" {
+			t.Errorf("single-channel socket, %s: %v, want -ERR command not found", what, err)
+		}
+	}
+	waitDone(t, full)
+	waitDone(t, single)
+}

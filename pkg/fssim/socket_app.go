@@ -179,8 +179,8 @@ func (s *socketSession) offer(ev *esl.Event) {
 	if ending {
 		return
 	}
-	if f, ok := s.sub.wants(ev); ok && !wanted {
-		wanted, format = true, f
+	if _, ok := s.sub.wants(ev); ok {
+		wanted = true
 	}
 	if wanted {
 		s.queue(esl.AppendEventFrame(nil, format, ev))
@@ -204,10 +204,15 @@ func (s *socketSession) offerOther(ev *esl.Event) {
 		return // offer has it
 	}
 	s.mu.Lock()
-	ending := s.ending
+	ending, myevents, format := s.ending, s.myevents, s.format
 	s.mu.Unlock()
-	if f, ok := s.sub.wants(ev); ok && !ending {
-		s.queue(esl.AppendEventFrame(nil, f, ev))
+	// With myevents FreeSWITCH drops every event not of this channel,
+	// BACKGROUND_JOB included.
+	if myevents || ending {
+		return
+	}
+	if _, ok := s.sub.wants(ev); ok {
+		s.queue(esl.AppendEventFrame(nil, format, ev))
 	}
 }
 
@@ -278,25 +283,53 @@ func (s *socketSession) channelData() []byte {
 	return b
 }
 
-// command answers one command of the socket application.
+// command answers one command of the socket application. As in
+// mod_event_socket's parse_command: connect, myevents, sendmsg, resume and
+// exit work on every socket; everything else only on "full" ones, and a
+// single-channel socket answers it "-ERR command not found".
 func (s *socketSession) command(cmd *esl.Command) bool {
 	c := s.ch
 	switch cmd.Verb() {
 	case "myevents":
 		s.mu.Lock()
 		s.myevents = true
-		if f := cmd.Arg(); f == "json" || f == "xml" || f == "plain" {
-			s.format = f
+		if f := strings.ToLower(cmd.Arg()); strings.Contains(f, "json") {
+			s.format = "json"
+		} else if strings.Contains(f, "xml") {
+			s.format = "xml"
 		}
 		s.mu.Unlock()
 		s.reply("+OK Events Enabled")
+		return true
+	case "sendmsg":
+		s.sendmsg(cmd)
+		return true
+	case "resume":
+		s.mu.Lock()
+		s.resume = true
+		s.mu.Unlock()
+		s.reply("+OK")
+		return true
+	case "exit":
+		s.reply("+OK bye")
+		s.end("disconnect")
+		return true
+	}
+	if !s.full {
+		s.reply("-ERR command not found")
+		return true
+	}
+	switch cmd.Verb() {
 	case "event":
 		f := strings.Fields(cmd.Arg())
-		if len(f) == 0 {
-			s.reply("-ERR invalid event format")
+		if len(f) == 0 || (f[0] != "plain" && f[0] != "json" && f[0] != "xml") {
+			s.reply("-ERR no keywords supplied")
 			break
 		}
 		s.sub.add(f[0], f[1:])
+		s.mu.Lock()
+		s.format = f[0] // one format per connection, as FreeSWITCH keeps it
+		s.mu.Unlock()
 		s.listen(true)
 		s.reply("+OK event listener enabled " + f[0])
 	case "filter":
@@ -320,34 +353,15 @@ func (s *socketSession) command(cmd *esl.Command) bool {
 		s.linger = false
 		s.mu.Unlock()
 		s.reply("+OK will not linger")
-	case "resume":
-		s.mu.Lock()
-		s.resume = true
-		s.mu.Unlock()
-		s.reply("+OK")
 	case "api":
-		if !s.async {
-			s.reply("-ERR command not found")
-			break
-		}
 		s.queue(esl.AppendFrame(nil, esl.TypeAPIResponse, []byte(c.sim.API(c.ctx, cmd.Arg()))))
 	case "bgapi":
-		if !s.async {
-			s.reply("-ERR command not found")
-			break
-		}
 		id := cmd.Headers.Get("Job-UUID")
 		if id == "" {
 			id = esl.NewUUID()
 		}
 		c.sim.bgapi(id, cmd.Arg())
 		s.queue(esl.AppendReply(nil, "+OK Job-UUID: "+id, esl.Header{Name: "Job-UUID", Value: id}))
-	case "sendmsg":
-		s.sendmsg(cmd)
-	case "exit":
-		s.reply("+OK bye")
-		s.end("disconnect")
-		return true
 	default:
 		s.reply("-ERR command not found")
 	}

@@ -70,7 +70,12 @@ func (g *Gateway) HandleSession(ctx context.Context, s *esl.Session) {
 	setup, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err := s.MyEvents(setup)
 	if err == nil {
-		err = s.Linger(setup)
+		// FreeSWITCH refuses linger on single-channel (non-full) sockets;
+		// there the call's end is read from CHANNEL_HANGUP instead.
+		var ce *esl.CommandError
+		if lerr := s.Linger(setup); lerr != nil && !(errors.As(lerr, &ce) && !s.Full) {
+			err = lerr
+		}
 	}
 	cancel()
 	close(c.ready)
