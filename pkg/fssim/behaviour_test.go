@@ -385,8 +385,8 @@ func TestSocketCommandsByControlMode(t *testing.T) {
 	ctx := testCtx(t)
 	type seen struct {
 		linger, event, api error
-		formats             []string
-		foreign             bool
+		formats            []string
+		foreign            bool
 	}
 	got := make(chan seen, 2)
 	addr := socketServer(t, func(_ context.Context, s *esl.Session) {

@@ -138,9 +138,12 @@ func lineOf(msg string) int {
 
 // Env sets what a run can see beyond the safe libraries.
 type Env struct {
-	// Globals are installed before the script runs (the call API, log…).
-	// Go functions among them should be wrapped with Host when they block.
+	// Globals are installed before the script runs. Go functions among
+	// them should be wrapped with Host when they block.
 	Globals map[string]lua.LValue
+	// Install, if set, adds globals made in the run's own state (tables and
+	// functions belong to the state that made them).
+	Install func(L *lua.LState)
 	// LibDir is where require looks for modules ("name" → LibDir/name.lua);
 	// "" disables require.
 	LibDir string
@@ -182,6 +185,9 @@ func (s *Sandbox) Run(ctx context.Context, prog *Program, env Env) ([]lua.LValue
 	s.openLibs(r, env)
 	for name, v := range env.Globals {
 		L.SetGlobal(name, v)
+	}
+	if env.Install != nil {
+		env.Install(L)
 	}
 	s.guard.add(r)
 	defer s.guard.remove(r)
