@@ -1,0 +1,285 @@
+// Package luaapi is what a routing policy sees: the `call` table, `log`,
+// `json`, the services still to come (`queue`, `connector`, `push`) that
+// answer "not available" until they exist, and a mod_lua compatibility
+// layer (`session`, `freeswitch`) so existing FreeSWITCH IVR scripts run
+// unchanged. docs/lua-api.md documents every function with an example.
+package luaapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
+)
+
+// Result is what an executed application reported.
+type Result struct {
+	Application string
+	Response    string // Application-Response: FILE PLAYED, _none_, …
+	Vars        map[string]string
+}
+
+// CallControl drives the one call a policy runs for. Over NATS it is the
+// gateway's callctl.<uuid>; in a dry run, a scripted call.
+type CallControl interface {
+	Execute(ctx context.Context, app, arg string, vars []string) (Result, error)
+	Hangup(ctx context.Context, cause string) error
+	Set(ctx context.Context, name, value string) error
+	Get(ctx context.Context, name string) (string, bool, error)
+	Transfer(ctx context.Context, dest, dialplan, context string) error
+	// Ready is false once the call has hung up.
+	Ready() bool
+}
+
+// NodeAPI runs api commands for freeswitch.API():execute.
+type NodeAPI interface {
+	API(ctx context.Context, cmd string) (string, error)
+}
+
+// Call is the call.started data a policy starts from.
+type Call struct {
+	CallID            string            `json:"call_id"`
+	Node              string            `json:"node"`
+	Direction         string            `json:"direction"`
+	CallerIDNumber    string            `json:"caller_id_number"`
+	CallerIDName      string            `json:"caller_id_name"`
+	DestinationNumber string            `json:"destination_number"`
+	Context           string            `json:"context"`
+	Variables         map[string]string `json:"variables"`
+}
+
+// Env is everything the API needs for one run.
+type Env struct {
+	Ctx    context.Context
+	Call   Call
+	Ctl    CallControl
+	API    NodeAPI // nil: freeswitch.API() is not available
+	Logger *slog.Logger
+	// Trace, if set, is told every action the policy takes (dry runs,
+	// replay).
+	Trace func(action string, args ...any)
+}
+
+// ErrNotAvailable is what the services not yet built answer.
+var ErrNotAvailable = errors.New("not available")
+
+// Install returns what the sandbox calls to give a run the policy API.
+func Install(env Env) func(L *lua.LState) {
+	return func(L *lua.LState) {
+		a := &api{env: env}
+		L.SetGlobal("call", a.callTable(L))
+		L.SetGlobal("log", a.logTable(L))
+		L.SetGlobal("json", jsonTable(L))
+		L.SetGlobal("queue", notAvailable(L, "queue", "the queue-distributor is not built yet (issue 5)", "enqueue"))
+		L.SetGlobal("connector", notAvailable(L, "connector", "the connector-proxy is not built yet (issue 6)", "query"))
+		L.SetGlobal("push", notAvailable(L, "push", "the push-notifier is not built yet (issue 7)", "notify"))
+		L.SetGlobal("session", a.sessionObject(L))
+		L.SetGlobal("freeswitch", a.freeswitchTable(L))
+		L.SetGlobal("argv", L.NewTable())
+	}
+}
+
+type api struct {
+	env Env
+}
+
+func (a *api) trace(action string, args ...any) {
+	if a.env.Trace != nil {
+		a.env.Trace(action, args...)
+	}
+}
+
+// host wraps a blocking call-control function for the sandbox's CPU slice.
+func host(L *lua.LState, fn lua.LGFunction) *lua.LFunction {
+	return L.NewFunction(sandbox.Host(fn))
+}
+
+// fail raises a Lua error carrying err's message.
+func fail(L *lua.LState, what string, err error) {
+	L.RaiseError("%s: %v", what, err)
+}
+
+func (a *api) callTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	c := a.env.Call
+	L.SetField(t, "uuid", lua.LString(c.CallID))
+	L.SetField(t, "caller_id_number", lua.LString(c.CallerIDNumber))
+	L.SetField(t, "caller_id_name", lua.LString(c.CallerIDName))
+	L.SetField(t, "destination_number", lua.LString(c.DestinationNumber))
+	L.SetField(t, "direction", lua.LString(c.Direction))
+	L.SetField(t, "context", lua.LString(c.Context))
+	L.SetField(t, "node", lua.LString(c.Node))
+	vars := L.NewTable()
+	for k, v := range c.Variables {
+		L.SetField(vars, k, lua.LString(v))
+	}
+	L.SetField(t, "variables", vars)
+
+	ctx := a.env.Ctx
+	exec := func(L *lua.LState, app, arg string, vars ...string) Result {
+		a.trace(app, arg)
+		r, err := a.env.Ctl.Execute(ctx, app, arg, vars)
+		if err != nil {
+			fail(L, app, err)
+		}
+		return r
+	}
+	L.SetField(t, "answer", host(L, func(L *lua.LState) int {
+		exec(L, "answer", "")
+		return 0
+	}))
+	L.SetField(t, "hangup", host(L, func(L *lua.LState) int {
+		cause := L.OptString(1, "NORMAL_CLEARING")
+		a.trace("hangup", cause)
+		if err := a.env.Ctl.Hangup(ctx, cause); err != nil {
+			fail(L, "hangup", err)
+		}
+		return 0
+	}))
+	L.SetField(t, "playback", host(L, func(L *lua.LState) int {
+		r := exec(L, "playback", L.CheckString(1))
+		L.Push(lua.LString(r.Response))
+		return 1
+	}))
+	L.SetField(t, "play_and_get_digits", host(L, func(L *lua.LState) int {
+		o := L.CheckTable(1)
+		arg := fmt.Sprintf("%d %d %d %d %s %s %s switchyard_digits %s %d",
+			optInt(L, o, "min", 1), optInt(L, o, "max", 1), optInt(L, o, "tries", 3), optInt(L, o, "timeout", 5000),
+			optStr(L, o, "terminators", "#"), mustStr(L, o, "file"), optStr(L, o, "invalid_file", "silence_stream://250"),
+			optStr(L, o, "regex", `\d+`), optInt(L, o, "digit_timeout", 3000))
+		r := exec(L, "play_and_get_digits", arg, "switchyard_digits")
+		L.Push(lua.LString(r.Vars["switchyard_digits"]))
+		return 1
+	}))
+	L.SetField(t, "say", host(L, func(L *lua.LState) int {
+		o := L.CheckTable(1)
+		arg := strings.Join([]string{optStr(L, o, "lang", "en"), optStr(L, o, "type", "number"),
+			optStr(L, o, "method", "pronounced"), mustStr(L, o, "text")}, " ")
+		exec(L, "say", arg)
+		return 0
+	}))
+	L.SetField(t, "sleep", host(L, func(L *lua.LState) int {
+		exec(L, "sleep", strconv.Itoa(L.CheckInt(1)))
+		return 0
+	}))
+	L.SetField(t, "get", host(L, func(L *lua.LState) int {
+		name := L.CheckString(1)
+		v, ok, err := a.env.Ctl.Get(ctx, name)
+		if err != nil {
+			fail(L, "get", err)
+		}
+		if !ok {
+			L.Push(lua.LNil)
+			return 1
+		}
+		L.Push(lua.LString(v))
+		return 1
+	}))
+	L.SetField(t, "set", host(L, func(L *lua.LState) int {
+		name, value := L.CheckString(1), L.CheckString(2)
+		a.trace("set", name+"="+value)
+		if err := a.env.Ctl.Set(ctx, name, value); err != nil {
+			fail(L, "set", err)
+		}
+		return 0
+	}))
+	L.SetField(t, "bridge", host(L, func(L *lua.LState) int {
+		r := exec(L, "bridge", L.CheckString(1), "last_bridge_hangup_cause", "originate_disposition")
+		res := L.NewTable()
+		L.SetField(res, "response", lua.LString(r.Response))
+		L.SetField(res, "hangup_cause", lua.LString(r.Vars["last_bridge_hangup_cause"]))
+		L.SetField(res, "disposition", lua.LString(r.Vars["originate_disposition"]))
+		L.Push(res)
+		return 1
+	}))
+	L.SetField(t, "transfer", host(L, func(L *lua.LState) int {
+		dest, dialplan, context := L.CheckString(1), L.OptString(2, ""), L.OptString(3, "")
+		a.trace("transfer", strings.TrimSpace(dest+" "+dialplan+" "+context))
+		if err := a.env.Ctl.Transfer(ctx, dest, dialplan, context); err != nil {
+			fail(L, "transfer", err)
+		}
+		return 0
+	}))
+	L.SetField(t, "record", host(L, func(L *lua.LState) int {
+		r := exec(L, "record", L.CheckString(1)+" "+strconv.Itoa(L.OptInt(2, 60)), "record_ms")
+		L.Push(lua.LString(r.Vars["record_ms"]))
+		return 1
+	}))
+	L.SetField(t, "execute", host(L, func(L *lua.LState) int {
+		r := exec(L, L.CheckString(1), L.OptString(2, ""))
+		L.Push(lua.LString(r.Response))
+		return 1
+	}))
+	L.SetField(t, "ready", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LBool(a.env.Ctl.Ready()))
+		return 1
+	}))
+	return t
+}
+
+func optInt(L *lua.LState, t *lua.LTable, k string, def int) int {
+	if n, ok := L.GetField(t, k).(lua.LNumber); ok {
+		return int(n)
+	}
+	return def
+}
+
+func optStr(L *lua.LState, t *lua.LTable, k, def string) string {
+	if s, ok := L.GetField(t, k).(lua.LString); ok && s != "" {
+		return string(s)
+	}
+	return def
+}
+
+func mustStr(L *lua.LState, t *lua.LTable, k string) string {
+	s, ok := L.GetField(t, k).(lua.LString)
+	if !ok || s == "" {
+		L.RaiseError("missing %s", k)
+	}
+	return string(s)
+}
+
+func (a *api) logTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	logger := a.env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("callid", a.env.Call.CallID)
+	for _, lv := range []struct {
+		name  string
+		level slog.Level
+	}{{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError}} {
+		L.SetField(t, lv.name, L.NewFunction(func(L *lua.LState) int {
+			msg := L.CheckString(1)
+			var attrs []any
+			if fields, ok := L.Get(2).(*lua.LTable); ok {
+				fields.ForEach(func(k, v lua.LValue) { attrs = append(attrs, k.String(), v.String()) })
+			}
+			a.trace("log."+lv.name, msg)
+			logger.Log(a.env.Ctx, lv.level, msg, attrs...)
+			return 0
+		}))
+	}
+	return t
+}
+
+// notAvailable is a module whose functions raise a clear error naming what
+// is missing, so a policy can pcall them and take its fallback.
+func notAvailable(L *lua.LState, module, why string, funcs ...string) *lua.LTable {
+	t := L.NewTable()
+	for _, f := range funcs {
+		name := module + "." + f
+		L.SetField(t, f, L.NewFunction(func(L *lua.LState) int {
+			L.RaiseError("%s: %v: %s", name, ErrNotAvailable, why)
+			return 0
+		}))
+	}
+	return t
+}
