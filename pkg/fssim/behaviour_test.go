@@ -385,7 +385,6 @@ func TestSocketCommandsByControlMode(t *testing.T) {
 	ctx := testCtx(t)
 	type seen struct {
 		linger, event, api error
-		formats            []string
 		foreign            bool
 	}
 	got := make(chan seen, 2)
