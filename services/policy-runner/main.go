@@ -1,10 +1,9 @@
 // Command policy-runner runs customer routing policies (sandboxed Lua), one
 // per call. Subcommands:
 //
+//	policy-runner [flags]           serve: run a policy for every call.started
 //	policy-runner test <policy.lua> --call call.json [--lib dir]
 //	    dry-run a policy against a scripted call: no NATS, no gateway.
-//
-// Serving calls over NATS is being built (issue 4; see docs/lua-api.md).
 package main
 
 import (
@@ -13,16 +12,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/switchyard-voice/switchyard/pkg/config"
+
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, config.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "policy-runner:", err)
 		if code == 0 {
 			code = 1
@@ -32,14 +36,33 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) (int, error) {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprintln(out, "usage: policy-runner test <policy.lua> --call call.json [--lib dir]")
-		fmt.Fprintln(out, "  (serving calls over NATS is not available yet: issue 4 is in progress)")
-		return 0, nil
-	}
-	switch args[0] {
-	case "test":
+	if len(args) > 0 && args[0] == "test" {
 		return testCommand(ctx, args[1:], out, errOut)
 	}
-	return 2, fmt.Errorf("unknown command %q: try `policy-runner --help`", args[0])
+	return serve(ctx, args, os.Getenv, errOut)
+}
+
+// serve runs the service; `policy-runner test …` is the other command.
+func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer) (int, error) {
+	var cfg service.Config
+	set := config.New("policy-runner")
+	set.Getenv(getenv)
+	set.SetOutput(out)
+	cfg.Flags(set)
+	if err := set.Parse(args); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			fmt.Fprintln(out, "\nOther command: policy-runner test <policy.lua> --call call.json [--lib dir]")
+		}
+		return 2, err
+	}
+	level := new(slog.LevelVar)
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return 2, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})).With("service", "policy-runner", "instance", cfg.Instance)
+	svc, err := service.New(cfg, log)
+	if err != nil {
+		return 1, err
+	}
+	return 0, svc.Run(ctx)
 }

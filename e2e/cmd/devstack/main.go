@@ -100,7 +100,10 @@ func run(ctx context.Context) error {
 		nodes = "fs1=" + o.freeswitch
 		say("using the real FreeSWITCH at %s:%s; its dialplan must `socket %s async full`", parts[0], parts[1], socketAddr)
 	} else {
-		sim = fssim.New(fssim.Options{Hostname: "fs1", Dialplan: fssim.DefaultDialplan(socketAddr)})
+		// 8084 goes to Switchyard; the route table sends it to the IVR menu
+		// policy, whose choices land back in the simulator's dialplan.
+		sim = fssim.New(fssim.Options{Hostname: "fs1", Dialplan: append([]fssim.Route{fssim.SocketRoute(`^8084$`, socketAddr, true)},
+			fssim.DefaultDialplan(socketAddr)[1:]...)})
 		defer sim.Close()
 		ln, err := sim.ListenInbound(freeAddr("127.0.0.1:8021"))
 		if err != nil {
@@ -118,6 +121,12 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("build esl-gateway: %v\n%s", err, out)
 	}
 	adminAddr := freeAddr("127.0.0.1:9101")
+	prBin := filepath.Join(root, "bin", "policy-runner")
+	buildPR := exec.CommandContext(ctx, "go", "build", "-o", prBin, "./services/policy-runner")
+	buildPR.Dir = root
+	if out, err := buildPR.CombinedOutput(); err != nil {
+		return fmt.Errorf("build policy-runner: %v\n%s", err, out)
+	}
 	gw, err := startService(gwBin, filepath.Join(o.logDir, "esl-gateway.log"), []string{
 		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
 		"SWITCHYARD_ADMIN_TOKEN=" + token,
@@ -131,6 +140,19 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer gw.stop()
+	prAdmin := freeAddr("127.0.0.1:9102")
+	pr, err := startService(prBin, filepath.Join(o.logDir, "policy-runner.log"), []string{
+		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
+		"SWITCHYARD_ADMIN_TOKEN=" + token,
+		"SWITCHYARD_PR_ADMIN_ADDR=" + prAdmin,
+		"SWITCHYARD_PR_POLICIES=" + filepath.Join(root, "lua", "policies"),
+		"SWITCHYARD_PR_LIB=" + filepath.Join(root, "lua", "lib"),
+		"SWITCHYARD_PR_ROUTES=8084=ivr_menu",
+	})
+	if err != nil {
+		return err
+	}
+	defer pr.stop()
 
 	nc, err := nats.Connect(natsSrv.URL())
 	if err != nil {
@@ -147,6 +169,15 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	psub, err := nc.Subscribe("policies.>", func(m *nats.Msg) {
+		if e, err := events.Parse(m.Data); err == nil {
+			st.count(e.Type)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer psub.Unsubscribe()
 
 	fmt.Printf(`
 Switchyard dev stack is up.
@@ -154,11 +185,12 @@ Switchyard dev stack is up.
   Redis         %s
   esl-gateway   socket %s, admin http://%s  (token %s)
                 try: curl -H 'Authorization: Bearer %s' http://%s/v1/calls
+  policy-runner admin http://%s — 8084 runs lua/policies/ivr_menu.lua (callers press 1 or 2)
   logs          %s
-  not yet built policy-runner, queue-distributor, connector-proxy, push-notifier: calls are held until the caller hangs up
+  not yet built queue-distributor, connector-proxy, push-notifier
 Ctrl-C stops everything.
 
-`, natsSrv.URL(), redisSrv.URL(), socketAddr, adminAddr, token, token, adminAddr, o.logDir)
+`, natsSrv.URL(), redisSrv.URL(), socketAddr, adminAddr, token, token, adminAddr, prAdmin, o.logDir)
 
 	var wg sync.WaitGroup
 	if sim != nil && o.rate > 0 {
@@ -185,7 +217,7 @@ func placeCalls(ctx context.Context, sim *fssim.Sim, rate float64, st *stats) {
 		}
 		_, err := sim.PlaceCall(ctx, fssim.CallSpec{
 			Destination: "8084", CallerIDNumber: fmt.Sprintf("+4420%08d", i), CallerIDName: "Caller " + fmt.Sprint(i),
-			Digits: fmt.Sprint(1 + i%9), DigitsAfter: time.Second, HangupAfter: time.Duration(2+rand.IntN(4)) * time.Second,
+			Digits: fmt.Sprint(1 + i%3), DigitsAfter: 1500 * time.Millisecond, HangupAfter: time.Duration(4+rand.IntN(4)) * time.Second,
 		})
 		if err == nil {
 			st.placed.Add(1)
@@ -211,9 +243,9 @@ func (s *stats) count(typ string) {
 func (s *stats) line() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("calls placed %d | events: started %d answered %d dtmf %d hangup %d released %d",
+	return fmt.Sprintf("calls placed %d | started %d answered %d dtmf %d hangup %d released %d | policies ok %d failed %d",
 		s.placed.Load(), s.byType["call.started"], s.byType["call.answered"], s.byType["call.dtmf"],
-		s.byType["call.hangup"], s.byType["call.released"])
+		s.byType["call.hangup"], s.byType["call.released"], s.byType["policy.completed"], s.byType["policy.failed"])
 }
 
 // summary prints one status line a second, in place on a terminal.

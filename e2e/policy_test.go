@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-voice/switchyard/pkg/events"
+	"github.com/switchyard-voice/switchyard/pkg/fssim"
+	"github.com/switchyard-voice/switchyard/pkg/testinfra"
+)
+
+func startPolicyRunner(t *testing.T, natsURL string) {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	admin := freePort(t)
+	log := &bytes.Buffer{}
+	cmd := exec.Command(filepath.Join(binaries, "policy-runner"))
+	cmd.Env = append(os.Environ(), "SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_ADMIN_TOKEN=e2e-token",
+		"SWITCHYARD_PR_ADMIN_ADDR="+admin, "SWITCHYARD_PR_POLICIES="+filepath.Join(root, "lua", "policies"),
+		"SWITCHYARD_PR_LIB="+filepath.Join(root, "lua", "lib"), "SWITCHYARD_PR_ROUTES=7000=ivr_menu")
+	w := syncWriter{log, &sync.Mutex{}}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("policy-runner log:\n%s", lastLines(log.String(), 30))
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy-runner not ready:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func policyEvents(t *testing.T, js jetstream.JetStream, callID string, want int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, "POLICIES", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"policies." + callID + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for len(types) < want {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("policy events for %s: %v (got %v)", callID, err, types)
+		}
+		e, _ := events.Parse(m.Data())
+		types = append(types, e.Type)
+	}
+	return types
+}
+
+// A call handed over by the dialplan runs its routing policy: the
+// simulator's caller is answered and sent on as the Lua says; a policy that
+// cannot run sends the caller to the fallback instead of silence.
+func TestCallsRunTheirPolicies(t *testing.T) {
+	natsSrv := testinfra.NewNATS(t)
+	sim := fssim.New(fssim.Options{TimeScale: 0.05})
+	defer sim.Close()
+	gw := startGateway(t, natsSrv.URL(), "")
+	startPolicyRunner(t, natsSrv.URL())
+	sim.SetDialplan([]fssim.Route{
+		fssim.SocketRoute(`^8084$`, gw.socket, false, "switchyard_policy=default"),
+		fssim.SocketRoute(`^5555$`, gw.socket, false, "switchyard_policy=no_such_policy"),
+		fssim.SocketRoute(`^7000$`, gw.socket, false),
+		{Name: "operator", Match: mustRE(`^operator$`), Actions: []fssim.Action{{App: "set", Data: "reached=operator"}, {App: "park"}}},
+		{Name: "support", Match: mustRE(`^support$`), Actions: []fssim.Action{{App: "set", Data: "reached=support"}, {App: "park"}}},
+	})
+	nc, _ := nats.Connect(natsSrv.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		dest, digits, reached string
+		policyEvents         string
+	}{
+		{"8084", "", "operator", "policy.started policy.completed"},
+		{"7000", "2", "support", "policy.started policy.completed"}, // the route table picks ivr_menu
+		{"5555", "", "operator", "policy.failed"},
+	} {
+		call, err := sim.PlaceCall(ctx, fssim.CallSpec{Destination: tc.dest, CallerIDNumber: "+441234567890", Digits: tc.digits, DigitsAfter: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if v, _ := call.Var("reached"); v == tc.reached {
+				break
+			}
+			if time.Now().After(deadline) {
+				v, _ := call.Var("reached")
+				t.Fatalf("%s: the caller reached %q, want %q", tc.dest, v, tc.reached)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		got := strings.Join(policyEvents(t, js, call.UUID, len(strings.Fields(tc.policyEvents))), " ")
+		if got != tc.policyEvents {
+			t.Fatalf("%s: policy events %q, want %q", tc.dest, got, tc.policyEvents)
+		}
+		call.Hangup("")
+		<-call.Ended
+	}
+}
+
+func mustRE(s string) *regexp.Regexp { return regexp.MustCompile(s) }

@@ -1,0 +1,208 @@
+// Package service wires the policy-runner: NATS, the call.started consumer
+// shared by every instance, the runner, the admin endpoints.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-voice/switchyard/pkg/admin"
+	"github.com/switchyard-voice/switchyard/pkg/bus"
+	"github.com/switchyard-voice/switchyard/pkg/config"
+	"github.com/switchyard-voice/switchyard/pkg/events"
+
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
+)
+
+// Config is every setting of the policy-runner.
+type Config struct {
+	NATSURL          string
+	PolicyDir        string
+	LibDir           string
+	DefaultPolicy    string
+	Routes           []string
+	FallbackTransfer string
+	FallbackCause    string
+	AdminAddr        string
+	AdminToken       string
+	Instance         string
+	CommandTimeout   time.Duration
+	ShutdownGrace    time.Duration
+	LogLevel         string
+}
+
+// Flags declares the settings.
+func (c *Config) Flags(s *config.Set) {
+	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
+	s.String(&c.PolicyDir, "policies", "SWITCHYARD_PR_POLICIES", "lua/policies", "directory of policies (<name>.lua)")
+	s.String(&c.LibDir, "lib", "SWITCHYARD_PR_LIB", "lua/lib", "directory require() loads modules from")
+	s.String(&c.DefaultPolicy, "default-policy", "SWITCHYARD_PR_DEFAULT_POLICY", "default", "policy for calls no route names")
+	s.List(&c.Routes, "routes", "SWITCHYARD_PR_ROUTES", "", "destination=policy pairs; a destination ending in * is a prefix")
+	s.String(&c.FallbackTransfer, "fallback-transfer", "SWITCHYARD_PR_FALLBACK_TRANSFER", "operator", "extension a failed policy's caller is sent to (empty: hang up)")
+	s.String(&c.FallbackCause, "fallback-cause", "SWITCHYARD_PR_FALLBACK_CAUSE", "NORMAL_TEMPORARY_FAILURE", "hang-up cause when there is no fallback extension")
+	s.String(&c.AdminAddr, "admin-addr", "SWITCHYARD_PR_ADMIN_ADDR", "127.0.0.1:9102", "admin HTTP listen address")
+	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
+	s.String(&c.Instance, "instance", "SWITCHYARD_PR_INSTANCE", "policy-runner", "this instance's name in events")
+	s.Duration(&c.CommandTimeout, "command-timeout", "SWITCHYARD_PR_COMMAND_TIMEOUT", 10*time.Minute, "longest wait for one call-control command (a playback, a bridge)")
+	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_PR_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running policies may finish")
+	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
+}
+
+func (c *Config) routes() ([]app.Route, error) {
+	var out []app.Route
+	for _, r := range c.Routes {
+		dest, policy, ok := strings.Cut(r, "=")
+		if !ok || dest == "" || policy == "" {
+			return nil, fmt.Errorf("--routes entry %q: want destination=policy", r)
+		}
+		out = append(out, app.Route{Pattern: dest, Policy: policy})
+	}
+	return out, nil
+}
+
+// Service is a running policy-runner.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	runner  *app.Runner
+	sb      *sandbox.Sandbox
+	adminLn net.Listener
+	httpSrv *http.Server
+	ready   atomic.Bool
+	running sync.WaitGroup
+	active  atomic.Int64
+}
+
+// New builds the service and binds its admin listener.
+func New(cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.AdminToken == "" {
+		return nil, errors.New("no admin token: set SWITCHYARD_ADMIN_TOKEN (or --admin-token)")
+	}
+	routes, err := cfg.routes()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: log, sb: sandbox.New(sandbox.Limits{})}
+	if s.nc, err = bus.Connect(cfg.NATSURL, "policy-runner/"+cfg.Instance, nil); err != nil {
+		return nil, err
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		return nil, err
+	}
+	s.runner = app.New(app.Config{
+		Store: app.DirStore{Dir: cfg.PolicyDir}, Sandbox: s.sb, LibDir: cfg.LibDir, Routes: routes, Default: cfg.DefaultPolicy,
+		Fallback: app.Fallback{Transfer: cfg.FallbackTransfer, Cause: cfg.FallbackCause},
+		NewCall:  func(id string) luaapi.CallControl { return callctl.New(s.nc, id, cfg.CommandTimeout) },
+		Publish: func(ctx context.Context, subject string, e *events.Envelope) error {
+			_, err := bus.Publish(ctx, s.js, subject, e)
+			return err
+		},
+		Logger: log, Instance: cfg.Instance,
+	})
+	adm := admin.New(admin.Options{Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
+		if !s.nc.IsConnected() || !s.ready.Load() {
+			return fmt.Errorf("not consuming call.started from %s yet", cfg.NATSURL)
+		}
+		return nil
+	}}}, ReadyDetail: func(context.Context) any { return map[string]any{"running_policies": s.active.Load()} }})
+	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		s.nc.Close()
+		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)
+	}
+	return s, nil
+}
+
+// AdminAddr is the admin HTTP address.
+func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// Run consumes call.started until ctx ends, then lets running policies
+// finish (up to ShutdownGrace) and exits.
+func (s *Service) Run(ctx context.Context) error {
+	go s.httpSrv.Serve(s.adminLn)
+	defer s.httpSrv.Close()
+	defer s.sb.Close()
+	defer s.nc.Drain()
+	var cons jetstream.ConsumeContext
+	for cons == nil {
+		c, err := s.consume(ctx)
+		if err == nil {
+			cons = c
+			break
+		}
+		s.log.Warn("cannot consume call.started yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	s.ready.Store(true)
+	s.log.Info("policy-runner ready", "policies", s.cfg.PolicyDir, "admin", s.AdminAddr())
+	<-ctx.Done()
+	cons.Stop()
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.log.Warn("policies still running at the end of the grace period", "running", s.active.Load())
+	}
+	return nil
+}
+
+// consume attaches to the durable consumer every instance shares, so each
+// call's policy runs once. A message is acknowledged when its policy
+// starts: a policy is a live conversation and is never re-run.
+func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := bus.EnsureStreams(cctx, s.js, "CALLS", "POLICIES"); err != nil {
+		return nil, err
+	}
+	c, err := s.js.CreateOrUpdateConsumer(cctx, "CALLS", jetstream.ConsumerConfig{
+		Durable: "policy-runner", FilterSubject: "calls.*.started", AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: 10000, AckWait: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer on CALLS: %w", err)
+	}
+	runCtx := context.WithoutCancel(ctx)
+	return c.Consume(func(m jetstream.Msg) {
+		env, err := events.Parse(m.Data())
+		var call luaapi.Call
+		if err == nil {
+			err = json.Unmarshal(env.Data, &call)
+		}
+		if err != nil || call.CallID == "" {
+			s.log.Error("unreadable call.started; skipped", "subject", m.Subject(), "err", err)
+			m.Term()
+			return
+		}
+		m.Ack()
+		s.running.Add(1)
+		s.active.Add(1)
+		go func() {
+			defer s.running.Done()
+			defer s.active.Add(-1)
+			s.runner.Handle(runCtx, call)
+		}()
+	})
+}
