@@ -102,7 +102,7 @@ func TestCallsRunTheirPolicies(t *testing.T) {
 
 	for _, tc := range []struct {
 		dest, digits, reached string
-		policyEvents         string
+		policyEvents          string
 	}{
 		{"8084", "", "operator", "policy.started policy.completed"},
 		{"7000", "2", "support", "policy.started policy.completed"}, // the route table picks ivr_menu

@@ -76,16 +76,16 @@ type EventPublisher func(ctx context.Context, subject string, e *events.Envelope
 
 // Config wires a Runner.
 type Config struct {
-	Store         Store
-	Sandbox       *sandbox.Sandbox
-	LibDir        string
-	Routes        []Route
-	Default       string
-	Fallback      Fallback
-	NewCall       func(callID string) luaapi.CallControl
-	Publish       EventPublisher
-	Logger        *slog.Logger
-	Instance      string
+	Store    Store
+	Sandbox  *sandbox.Sandbox
+	LibDir   string
+	Routes   []Route
+	Default  string
+	Fallback Fallback
+	NewCall  func(callID string) luaapi.CallControl
+	Publish  EventPublisher
+	Logger   *slog.Logger
+	Instance string
 }
 
 // Runner runs policies.
