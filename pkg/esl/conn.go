@@ -56,8 +56,8 @@ type ConnOptions struct {
 	OnBadEvent func(error)
 	// MaxQueuedEvents bounds events waiting for OnEvent. Default 4096.
 	MaxQueuedEvents int
-	// WriteTimeout bounds one write when the context has no deadline.
-	// Default 10s.
+	// WriteTimeout bounds one write; a peer that does not read for this
+	// long loses the connection. Default 10s.
 	WriteTimeout time.Duration
 }
 
@@ -292,11 +292,10 @@ func (c *conn) send(ctx context.Context, line string, hdrs Headers, body []byte)
 	if !c.replyq.Push(w) {
 		return nil, fmt.Errorf("esl: %s: too many commands awaiting replies", firstWord(line))
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(c.opts.WriteTimeout)
-	}
-	c.nc.SetWriteDeadline(deadline)
+	// The write deadline guards against a stuck peer, not the caller's
+	// patience: a short caller deadline expiring mid-write would cut the
+	// stream and cost everyone on this connection (a whole call).
+	c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	if _, err := c.nc.Write(buf); err != nil {
 		// The waiter stays queued; the connection is failed so nothing
 		// will be paired with it.
