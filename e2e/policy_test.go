@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,7 +24,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 )
 
-func startPolicyRunner(t *testing.T, natsURL string) {
+func startPolicyRunner(t *testing.T, natsURL string) string {
 	t.Helper()
 	root, _ := filepath.Abs("..")
 	admin := freePort(t)
@@ -49,7 +51,7 @@ func startPolicyRunner(t *testing.T, natsURL string) {
 		if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return "http://" + admin
 			}
 		}
 		if time.Now().After(deadline) {
@@ -133,3 +135,84 @@ func TestCallsRunTheirPolicies(t *testing.T) {
 }
 
 func mustRE(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+func prREST(t *testing.T, base, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer e2e-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// A new version of a policy put through the admin REST takes effect on
+// the next call without a restart; a rollback brings the old one back;
+// a broken policy is refused with its line.
+func TestPolicyVersionsTakeEffectWithoutRestart(t *testing.T) {
+	natsSrv := testinfra.NewNATS(t)
+	sim := fssim.New(fssim.Options{TimeScale: 0.05})
+	defer sim.Close()
+	gw := startGateway(t, natsSrv.URL(), "")
+	base := startPolicyRunner(t, natsSrv.URL())
+	sim.SetDialplan([]fssim.Route{
+		fssim.SocketRoute(`^8084$`, gw.socket, false, "switchyard_policy=default"),
+		{Name: "operator", Match: mustRE(`^operator$`), Actions: []fssim.Action{{App: "set", Data: "reached=operator"}, {App: "park"}}},
+		{Name: "support", Match: mustRE(`^support$`), Actions: []fssim.Action{{App: "set", Data: "reached=support"}, {App: "park"}}},
+	})
+	reach := func() string {
+		call, err := sim.PlaceCall(context.Background(), fssim.CallSpec{Destination: "8084", CallerIDNumber: "1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { call.Hangup(""); <-call.Ended }()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if v, ok := call.Var("reached"); ok {
+				return v
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return ""
+	}
+	if got := reach(); got != "operator" {
+		t.Fatalf("seeded default policy sent the caller to %q", got)
+	}
+	code, out := prREST(t, base, "PUT", "/v1/policies/default", "call.answer()\ncall.transfer('support', 'XML', 'default')\n")
+	if code != 200 {
+		t.Fatalf("put: %d %v", code, out)
+	}
+	if got := reach(); got != "support" {
+		t.Fatalf("after the new version the caller reached %q", got)
+	}
+	_, out = prREST(t, base, "GET", "/v1/policies/default/versions", "")
+	versions, _ := out["versions"].([]any)
+	if len(versions) != 2 {
+		t.Fatalf("versions: %v", out)
+	}
+	first := versions[0].(map[string]any)["version"].(string)
+	if code, out := prREST(t, base, "POST", "/v1/policies/default/rollback", `{"version":"`+first+`"}`); code != 200 {
+		t.Fatalf("rollback: %d %v", code, out)
+	}
+	if got := reach(); got != "operator" {
+		t.Fatalf("after the rollback the caller reached %q", got)
+	}
+	code, out = prREST(t, base, "PUT", "/v1/policies/default", "call.answer(\nif then")
+	if e, _ := out["error"].(map[string]any); code != 400 || e["code"] != "invalid_policy" {
+		t.Fatalf("a broken policy was accepted: %d %v", code, out)
+	}
+	code, out = prREST(t, base, "POST", "/v1/policies/ivr_menu/dry-run", `{"digits":["2"]}`)
+	if trace := fmt.Sprint(out["trace"]); code != 200 || !strings.Contains(trace, "transfer support XML default") {
+		t.Fatalf("dry run: %d %v", code, out)
+	}
+	if code, _ := prREST(t, base, "GET", "/v1/policies/nope", ""); code != 404 {
+		t.Fatalf("missing policy: %d", code)
+	}
+	if code, _ := prREST(t, base, "GET", "/v1/policies", ""); code != 200 {
+		t.Fatalf("list: %d", code)
+	}
+}

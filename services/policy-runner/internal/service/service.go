@@ -24,8 +24,10 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/events"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/ports/adminhttp"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
 )
 
@@ -33,6 +35,7 @@ import (
 type Config struct {
 	NATSURL          string
 	PolicyDir        string
+	PolicyStore      string
 	LibDir           string
 	DefaultPolicy    string
 	Routes           []string
@@ -49,7 +52,8 @@ type Config struct {
 // Flags declares the settings.
 func (c *Config) Flags(s *config.Set) {
 	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
-	s.String(&c.PolicyDir, "policies", "SWITCHYARD_PR_POLICIES", "lua/policies", "directory of policies (<name>.lua)")
+	s.String(&c.PolicyDir, "policies", "SWITCHYARD_PR_POLICIES", "lua/policies", "directory of policies (<name>.lua): the store itself with --policy-store=dir, the seed of a new KV bucket with kv")
+	s.String(&c.PolicyStore, "policy-store", "SWITCHYARD_PR_POLICY_STORE", "kv", "kv (NATS KV, versioned) or dir (files, read-only)")
 	s.String(&c.LibDir, "lib", "SWITCHYARD_PR_LIB", "lua/lib", "directory require() loads modules from")
 	s.String(&c.DefaultPolicy, "default-policy", "SWITCHYARD_PR_DEFAULT_POLICY", "default", "policy for calls no route names")
 	s.List(&c.Routes, "routes", "SWITCHYARD_PR_ROUTES", "", "destination=policy pairs; a destination ending in * is a prefix")
@@ -88,6 +92,28 @@ type Service struct {
 	ready   atomic.Bool
 	running sync.WaitGroup
 	active  atomic.Int64
+	routes  []app.Route
+	store   *switchStore
+	kv      *policystore.KV
+}
+
+// switchStore is the runner's store before and after the KV bucket opens:
+// until then nothing is served (the consumer has not started).
+type switchStore struct {
+	mu sync.RWMutex
+	s  app.Store
+}
+
+func (w *switchStore) set(s app.Store) { w.mu.Lock(); w.s = s; w.mu.Unlock() }
+
+func (w *switchStore) Get(ctx context.Context, name string) (app.Policy, error) {
+	w.mu.RLock()
+	s := w.s
+	w.mu.RUnlock()
+	if s == nil {
+		return app.Policy{}, fmt.Errorf("%w: the policy store is not open yet", app.ErrNoPolicy)
+	}
+	return s.Get(ctx, name)
 }
 
 // New builds the service and binds its admin listener.
@@ -106,8 +132,13 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		return nil, err
 	}
+	if cfg.PolicyStore != "kv" && cfg.PolicyStore != "dir" {
+		return nil, fmt.Errorf("--policy-store %q: want kv or dir", cfg.PolicyStore)
+	}
+	s.routes = routes
+	s.store = &switchStore{}
 	s.runner = app.New(app.Config{
-		Store: app.DirStore{Dir: cfg.PolicyDir}, Sandbox: s.sb, LibDir: cfg.LibDir, Routes: routes, Default: cfg.DefaultPolicy,
+		Store: s.store, Sandbox: s.sb, LibDir: cfg.LibDir, Routes: routes, Default: cfg.DefaultPolicy,
 		Fallback: app.Fallback{Transfer: cfg.FallbackTransfer, Cause: cfg.FallbackCause},
 		NewCall:  func(id string) luaapi.CallControl { return callctl.New(s.nc, id, cfg.CommandTimeout) },
 		Publish: func(ctx context.Context, subject string, e *events.Envelope) error {
@@ -116,12 +147,13 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		},
 		Logger: log, Instance: cfg.Instance,
 	})
-	adm := admin.New(admin.Options{Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
+	adm := admin.New(admin.Options{Registry: nil, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
 		if !s.nc.IsConnected() || !s.ready.Load() {
 			return fmt.Errorf("not consuming call.started from %s yet", cfg.NATSURL)
 		}
 		return nil
 	}}}, ReadyDetail: func(context.Context) any { return map[string]any{"running_policies": s.active.Load()} }})
+	s.registerREST(adm)
 	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		s.nc.Close()
@@ -142,6 +174,15 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.nc.Drain()
 	var cons jetstream.ConsumeContext
 	for cons == nil {
+		if err := s.openStore(ctx); err != nil {
+			s.log.Warn("cannot open the policy store yet; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
 		c, err := s.consume(ctx)
 		if err == nil {
 			cons = c
@@ -165,6 +206,41 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-time.After(s.cfg.ShutdownGrace):
 		s.log.Warn("policies still running at the end of the grace period", "running", s.active.Load())
 	}
+	return nil
+}
+
+// openStore opens the policy store once: the KV bucket (seeded from the
+// policy directory on first start) or the directory itself.
+func (s *Service) openStore(ctx context.Context) error {
+	s.store.mu.RLock()
+	open := s.store.s != nil
+	s.store.mu.RUnlock()
+	if open {
+		return nil
+	}
+	if s.cfg.PolicyStore == "dir" {
+		s.store.set(app.DirStore{Dir: s.cfg.PolicyDir})
+		return nil
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	kv, stop, err := policystore.Open(octx, s.js)
+	if err != nil {
+		return err
+	}
+	n, err := kv.Seed(octx, s.cfg.PolicyDir)
+	if err != nil {
+		stop()
+		return err
+	}
+	if n > 0 {
+		s.log.Info("policy store seeded", "policies", n, "from", s.cfg.PolicyDir)
+	}
+	s.store.mu.Lock()
+	s.kv = kv
+	s.store.mu.Unlock()
+	s.store.set(kv)
+	go func() { <-ctx.Done(); stop() }()
 	return nil
 }
 
@@ -204,5 +280,12 @@ func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error)
 			defer s.active.Add(-1)
 			s.runner.Handle(runCtx, call)
 		}()
+	})
+}
+
+func (s *Service) registerREST(adm *admin.Server) {
+	adminhttp.Register(adm, adminhttp.Deps{
+		KV:      func() *policystore.KV { s.store.mu.RLock(); defer s.store.mu.RUnlock(); return s.kv },
+		Sandbox: s.sb, LibDir: s.cfg.LibDir,
 	})
 }
