@@ -84,23 +84,8 @@ func (c *inboundConn) offer(ev *esl.Event) {
 }
 
 func (c *inboundConn) writeEvents() {
-	for {
-		select {
-		case <-c.events.Ready():
-		case <-c.done:
-			return
-		}
-		for {
-			b, ok := c.events.TryPop()
-			if !ok {
-				break
-			}
-			if c.write(b) != nil {
-				c.close()
-				return
-			}
-		}
-	}
+	writeQueued(c.events, c.done, c.write)
+	c.close()
 }
 
 func (s *Sim) serveInbound(nc net.Conn) {

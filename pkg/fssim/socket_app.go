@@ -123,26 +123,11 @@ func (s *socketSession) queue(b []byte) {
 func (s *socketSession) writeLoop() {
 	defer s.nc.Close()
 	defer s.listen(false)
-	for {
-		select {
-		case <-s.out.Ready():
-		case <-s.appGone:
-			return
-		}
-		for {
-			b, ok := s.out.TryPop()
-			if !ok {
-				break
-			}
-			if b == nil { // end marker: everything before it is written
-				return
-			}
-			s.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := s.nc.Write(b); err != nil {
-				return
-			}
-		}
-	}
+	writeQueued(s.out, s.appGone, func(b []byte) error {
+		s.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := s.nc.Write(b)
+		return err
+	})
 }
 
 // end queues the disconnect notice and closes the socket after it.

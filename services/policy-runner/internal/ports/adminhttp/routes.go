@@ -35,11 +35,17 @@ func Register(srv *admin.Server, d Deps) {
 		}
 		return nil, admin.Errorf(http.StatusServiceUnavailable, "store_unavailable", "the policy store is not a KV bucket or not open yet (--policy-store=kv, NATS up)")
 	}
-	srv.Handle("GET /v1/policies", func(w http.ResponseWriter, r *http.Request) error {
-		s, err := kv()
-		if err != nil {
-			return err
-		}
+	// handle registers a route that needs the KV store.
+	handle := func(pattern string, h func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error) {
+		srv.Handle(pattern, func(w http.ResponseWriter, r *http.Request) error {
+			s, err := kv()
+			if err != nil {
+				return err
+			}
+			return h(w, r, s)
+		})
+	}
+	handle("GET /v1/policies", func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error {
 		type item struct {
 			Name    string `json:"name"`
 			Version string `json:"version"`
@@ -52,11 +58,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"policies": out})
 		return nil
 	})
-	srv.Handle("GET /v1/policies/{name}", func(w http.ResponseWriter, r *http.Request) error {
-		s, err := kv()
-		if err != nil {
-			return err
-		}
+	handle("GET /v1/policies/{name}", func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error {
 		p, err := s.Get(r.Context(), r.PathValue("name"))
 		if err != nil {
 			return notFound(err)
@@ -64,11 +66,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"name": p.Name, "version": p.Version, "source": p.Source})
 		return nil
 	})
-	srv.Handle("PUT /v1/policies/{name}", func(w http.ResponseWriter, r *http.Request) error {
-		s, err := kv()
-		if err != nil {
-			return err
-		}
+	handle("PUT /v1/policies/{name}", func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error {
 		src, err := io.ReadAll(io.LimitReader(r.Body, maxPolicyBytes+1))
 		if err != nil {
 			return admin.Errorf(http.StatusBadRequest, "invalid_body", "reading the policy: %v", err)
@@ -89,11 +87,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"name": p.Name, "version": p.Version})
 		return nil
 	})
-	srv.Handle("GET /v1/policies/{name}/versions", func(w http.ResponseWriter, r *http.Request) error {
-		s, err := kv()
-		if err != nil {
-			return err
-		}
+	handle("GET /v1/policies/{name}/versions", func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error {
 		v, err := s.Versions(r.Context(), r.PathValue("name"))
 		if err != nil {
 			return notFound(err)
@@ -101,11 +95,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("name"), "versions": v})
 		return nil
 	})
-	srv.Handle("POST /v1/policies/{name}/rollback", func(w http.ResponseWriter, r *http.Request) error {
-		s, err := kv()
-		if err != nil {
-			return err
-		}
+	handle("POST /v1/policies/{name}/rollback", func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error {
 		var in struct {
 			Version string `json:"version"`
 		}
@@ -122,11 +112,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"name": p.Name, "version": p.Version, "from_version": in.Version})
 		return nil
 	})
-	srv.Handle("POST /v1/policies/{name}/dry-run", func(w http.ResponseWriter, r *http.Request) error {
-		s, err := kv()
-		if err != nil {
-			return err
-		}
+	handle("POST /v1/policies/{name}/dry-run", func(w http.ResponseWriter, r *http.Request, s *policystore.KV) error {
 		p, err := s.Get(r.Context(), r.PathValue("name"))
 		if err != nil {
 			return notFound(err)
