@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,18 +34,9 @@ type gatewayProc struct {
 	exitErr error
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startGateway(t *testing.T, natsURL, nodes string, extra ...string) *gatewayProc {
 	t.Helper()
-	g := &gatewayProc{socket: freePort(t), admin: freePort(t), token: "e2e-token", log: &bytes.Buffer{}, exited: make(chan struct{})}
+	g := &gatewayProc{socket: testinfra.FreeAddr(t), admin: testinfra.FreeAddr(t), token: "e2e-token", log: &bytes.Buffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(filepath.Join(binaries, "esl-gateway"))
 	g.cmd.Env = append(os.Environ(),
 		"SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_ADMIN_TOKEN="+g.token, "SWITCHYARD_GW_SOCKET_ADDR="+g.socket,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-voice/switchyard/pkg/fssim"
+	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 )
 
 type step map[string]any
@@ -133,14 +134,12 @@ func TestModeslInboundAgainstSimulator(t *testing.T) {
 func TestModeslOutboundServerTakesSimulatedCalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	_, port, _ := net.SplitHostPort(testinfra.FreeAddr(t))
 	const calls = 3
-	steps := nodeScript(t, ctx, "outbound-check.js", "--port", fmt.Sprint(port), "--calls", fmt.Sprint(calls))
+	steps := nodeScript(t, ctx, "outbound-check.js", "--port", port, "--calls", fmt.Sprint(calls))
 	collect(t, steps, "listening")
 
-	sim := fssim.New(fssim.Options{TimeScale: 0.01, Dialplan: fssim.DefaultDialplan(fmt.Sprintf("127.0.0.1:%d", port))})
+	sim := fssim.New(fssim.Options{TimeScale: 0.01, Dialplan: fssim.DefaultDialplan("127.0.0.1:"+port)})
 	defer sim.Close()
 	var chans []*fssim.Channel
 	for i := 0; i < calls; i++ {

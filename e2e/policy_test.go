@@ -27,7 +27,7 @@ import (
 func startPolicyRunner(t *testing.T, natsURL string) string {
 	t.Helper()
 	root, _ := filepath.Abs("..")
-	admin := freePort(t)
+	admin := testinfra.FreeAddr(t)
 	log := &bytes.Buffer{}
 	cmd := exec.Command(filepath.Join(binaries, "policy-runner"))
 	cmd.Env = append(os.Environ(), "SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_ADMIN_TOKEN=e2e-token",

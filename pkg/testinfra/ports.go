@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"testing"
 )
 
 // pickPort returns a loopback port that nothing listens on, outside the
@@ -28,4 +29,20 @@ func pickPort() (port int, release func(), err error) {
 		return p, release, nil
 	}
 	return 0, nil, fmt.Errorf("no free loopback port in %d-%d after 200 tries", lo, hi)
+}
+
+// FreeAddr returns a loopback "host:port" for a process the test starts
+// itself. The port lies outside the kernel's ephemeral range, so outgoing
+// connections of this or any other test cannot take it between the pick and
+// the child's bind, and it stays reserved against every other user of this
+// package on the machine until the test ends. A net.Listen on ":0" is the
+// better choice when the listener lives in the test's own process.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, release, err := pickPort()
+	if err != nil {
+		t.Fatalf("testinfra: %v", err)
+	}
+	t.Cleanup(release)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }

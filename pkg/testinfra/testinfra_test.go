@@ -458,3 +458,31 @@ func TestRestartOntoTakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FreeAddr's port stays reserved for the whole test, so a child process
+// started later can bind it, and no other pick hands it out meanwhile.
+func TestFreeAddrReservedUntilTestEnds(t *testing.T) {
+	var port int
+	t.Run("holder", func(t *testing.T) {
+		addr := FreeAddr(t)
+		_, ps, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ = strconv.Atoi(ps)
+		if release, ok := reservePort(port); ok {
+			release()
+			t.Fatalf("%s is not reserved while the test runs", addr)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("the reserved address cannot be bound: %v", err)
+		}
+		ln.Close()
+	})
+	release, ok := reservePort(port)
+	if !ok {
+		t.Fatalf("port %d still reserved after its test ended", port)
+	}
+	release()
+}
