@@ -139,7 +139,7 @@ func TestModeslOutboundServerTakesSimulatedCalls(t *testing.T) {
 	steps := nodeScript(t, ctx, "outbound-check.js", "--port", port, "--calls", fmt.Sprint(calls))
 	collect(t, steps, "listening")
 
-	sim := fssim.New(fssim.Options{TimeScale: 0.01, Dialplan: fssim.DefaultDialplan("127.0.0.1:"+port)})
+	sim := fssim.New(fssim.Options{TimeScale: 0.01, Dialplan: fssim.DefaultDialplan("127.0.0.1:" + port)})
 	defer sim.Close()
 	var chans []*fssim.Channel
 	for i := 0; i < calls; i++ {

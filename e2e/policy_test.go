@@ -32,7 +32,8 @@ func startPolicyRunner(t *testing.T, natsURL string) string {
 	cmd := exec.Command(filepath.Join(binaries, "policy-runner"))
 	cmd.Env = append(os.Environ(), "SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_ADMIN_TOKEN=e2e-token",
 		"SWITCHYARD_PR_ADMIN_ADDR="+admin, "SWITCHYARD_PR_POLICIES="+filepath.Join(root, "lua", "policies"),
-		"SWITCHYARD_PR_LIB="+filepath.Join(root, "lua", "lib"), "SWITCHYARD_PR_ROUTES=7000=ivr_menu")
+		"SWITCHYARD_PR_LIB="+filepath.Join(root, "lua", "lib"), "SWITCHYARD_PR_ROUTES=7000=ivr_menu",
+		"SWITCHYARD_PR_SCHEDULES="+filepath.Join(root, "lua", "schedules.json"))
 	w := syncWriter{log, &sync.Mutex{}}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,15 +1,17 @@
--- Open Monday to Friday 09:00-17:00 (in the runner's time zone): the caller
--- reaches the front desk; otherwise they hear the closed message and may
--- leave a voicemail.
-local hours = require("hours")
-local now = os.date("*t")
-if call.variables.switchyard_force_hours == "open" then now = {wday = 2, hour = 10} end
-if call.variables.switchyard_force_hours == "closed" then now = {wday = 1, hour = 10} end
-
+-- The front desk's business hours (lua/schedules.json: New York time, with
+-- holidays): open, the caller reaches the front desk; closed, they hear the
+-- closed message and may leave a voicemail. A caller who called in the
+-- last ten minutes while closed is told we are still closed and goes
+-- straight to voicemail (per-tenant state in kv).
 call.answer()
-if hours.open({days = {2, 3, 4, 5, 6}, from = 9, to = 17}, now) then
-  call.transfer("frontdesk", "XML", "default")
-else
-  call.playback("ivr/closed.wav")
-  call.transfer("voicemail", "XML", "default")
+if schedule.is_open("frontdesk") then
+  kv.delete("closed_call." .. call.caller_id_number)
+  return call.transfer("frontdesk", "XML", "default")
 end
+local key = "closed_call." .. call.caller_id_number
+local last = tonumber(kv.get(key) or "0")
+kv.set(key, tostring(os.time()))
+if os.time() - last > 600 then
+  call.playback("ivr/closed.wav")
+end
+call.transfer("voicemail", "XML", "default")

@@ -4,6 +4,8 @@
 //	policy-runner [flags]           serve: run a policy for every call.started
 //	policy-runner test <policy.lua> --call call.json [--lib dir]
 //	    dry-run a policy against a scripted call: no NATS, no gateway.
+//	policy-runner replay <call-uuid> [--nats-url url] [--policy file.lua]
+//	    re-run a past call's policy on its recorded inputs.
 package main
 
 import (
@@ -39,6 +41,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) (int, error)
 	if len(args) > 0 && args[0] == "test" {
 		return testCommand(ctx, args[1:], out, errOut)
 	}
+	if len(args) > 0 && args[0] == "replay" {
+		return replayCommand(ctx, args[1:], os.Getenv, out, errOut)
+	}
 	return serve(ctx, args, os.Getenv, errOut)
 }
 
@@ -51,7 +56,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	cfg.Flags(set)
 	if err := set.Parse(args); err != nil {
 		if errors.Is(err, config.ErrHelp) {
-			fmt.Fprintln(out, "\nOther command: policy-runner test <policy.lua> --call call.json [--lib dir]")
+			fmt.Fprintln(out, "\nOther commands:\n  policy-runner test <policy.lua> --call call.json [--lib dir] [--schedules file]\n  policy-runner replay <call-uuid> [--nats-url url] [--lib dir] [--policy file.lua]")
 		}
 		return 2, err
 	}

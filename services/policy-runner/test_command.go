@@ -6,8 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/schedulefile"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/dryrun"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
 )
@@ -20,8 +27,10 @@ func testCommand(ctx context.Context, args []string, out, errOut io.Writer) (int
 	fs.SetOutput(errOut)
 	callFile := fs.String("call", "", "call.json: call.started data and the scripted caller (required)")
 	lib := fs.String("lib", "", "policy library directory for require (default: lib/ next to the policy's folder)")
+	schedules := fs.String("schedules", "", "business-hours schedules (default: schedules.json next to the policy's folder)")
+	natsURL := fs.String("nats-url", envOr(os.Getenv, "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222"), "NATS server, for a policy given by its stored name (env SWITCHYARD_NATS_URL)")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return 2, fmt.Errorf("usage: policy-runner test <policy.lua> --call call.json [--lib dir]")
+		return 2, fmt.Errorf("usage: policy-runner test <policy.lua|stored-policy-name> --call call.json [--lib dir] [--schedules file]")
 	}
 	policy := args[0]
 	if err := fs.Parse(args[1:]); err != nil {
@@ -30,20 +39,27 @@ func testCommand(ctx context.Context, args []string, out, errOut io.Writer) (int
 	if *callFile == "" {
 		return 2, fmt.Errorf("--call is required: a JSON file with the call.started data and the caller's digits")
 	}
-	src, err := os.ReadFile(policy)
+	src, err := readPolicy(ctx, policy, *natsURL)
 	if err != nil {
-		return 2, fmt.Errorf("policy %s: %w (stored policies by name need the policy store, not available yet)", policy, err)
+		return 2, err
 	}
 	script, err := dryrun.LoadScript(*callFile)
 	if err != nil {
 		return 2, err
 	}
 	if *lib == "" {
-		*lib = defaultLib(policy)
+		*lib = besidePolicies(policy, "lib")
+	}
+	if *schedules == "" {
+		*schedules = besidePolicies(policy, "schedules.json")
+	}
+	sched, err := schedulefile.Open(*schedules, nil)
+	if err != nil {
+		return 2, err
 	}
 	sb := sandbox.New(sandbox.Limits{})
 	defer sb.Close()
-	res := dryrun.Run(ctx, sb, policy, string(src), *lib, script)
+	res := dryrun.Run(ctx, sb, policy, string(src), dryrun.Options{LibDir: *lib, Schedules: sched}, script)
 	for _, line := range res.Trace {
 		fmt.Fprintln(out, "  "+line)
 	}
@@ -60,11 +76,44 @@ func testCommand(ctx context.Context, args []string, out, errOut io.Writer) (int
 	return 0, nil
 }
 
-// defaultLib is lua/lib for a policy in lua/policies.
-func defaultLib(policy string) string {
-	dir := policy[:max(strings.LastIndex(policy, "/"), 0)]
-	if dir == "" {
-		dir = "."
+// besidePolicies is lua/<name> for a policy file in lua/policies, and
+// lua/<name> under the working directory for a stored policy.
+func besidePolicies(policy, name string) string {
+	if !strings.ContainsRune(policy, '/') && !strings.HasSuffix(policy, ".lua") {
+		return filepath.Join("lua", name)
 	}
-	return dir + "/../lib"
+	return filepath.Join(filepath.Dir(policy), "..", name)
+}
+
+// readPolicy reads a policy file, or, when policy is a stored policy's
+// name and no such file exists, its latest version from the KV store.
+func readPolicy(ctx context.Context, policy, natsURL string) ([]byte, error) {
+	src, err := os.ReadFile(policy)
+	if err == nil {
+		return src, nil
+	}
+	if strings.ContainsRune(policy, '/') || strings.HasSuffix(policy, ".lua") {
+		return nil, fmt.Errorf("policy %s: %w", policy, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(natsURL, nats.Name("policy-runner test"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("%q is no file, and the policy store is out of reach: connect to NATS at %s: %w (set --nats-url)", policy, natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	kv, stop, err := policystore.Open(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	p, err := kv.Get(ctx, policy)
+	if err != nil {
+		return nil, fmt.Errorf("%q is no file and no stored policy: %w", policy, err)
+	}
+	return []byte(p.Source), nil
 }

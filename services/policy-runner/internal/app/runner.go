@@ -14,14 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-voice/switchyard/pkg/events"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/recording"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
 )
 
@@ -58,13 +58,6 @@ func (d DirStore) Get(_ context.Context, name string) (Policy, error) {
 	return Policy{Name: name, Version: hex.EncodeToString(sum[:6]), Source: string(b)}, nil
 }
 
-// Route sends destinations to a policy: an exact number, or a prefix
-// ending in "*".
-type Route struct {
-	Pattern string
-	Policy  string
-}
-
 // Fallback is what a failed policy leaves the caller with.
 type Fallback struct {
 	Transfer string // an extension; "" hangs up instead
@@ -83,29 +76,54 @@ type Config struct {
 	Default  string
 	Fallback Fallback
 	NewCall  func(callID string) luaapi.CallControl
-	Publish  EventPublisher
-	Logger   *slog.Logger
-	Instance string
+	// The services a policy may use; nil ones answer "not available".
+	Queue     luaapi.Queue
+	KV        func(tenant string) luaapi.KV
+	Schedules luaapi.Schedules
+	NodeAPI   func(node string) luaapi.NodeAPI
+	// MaxTapeBytes bounds the inputs recorded per run (0: the default).
+	MaxTapeBytes int
+	Publish      EventPublisher
+	Logger       *slog.Logger
+	Instance     string
 }
 
 // Runner runs policies.
 type Runner struct {
-	cfg   Config
-	mu    sync.Mutex
-	progs map[string]*sandbox.Program // name@version
+	cfg    Config
+	pool   *sandbox.Pool[luaapi.Env]
+	routes atomic.Pointer[routeTable]
+	mu     sync.Mutex
+	progs  map[string]*sandbox.Program // name@version
 }
 
-// New builds a runner.
-func New(cfg Config) *Runner {
+// New builds a runner. Routes that do not parse are refused here, so a bad
+// --routes stops the start.
+func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Default == "" {
 		cfg.Default = "default"
 	}
-	// Longest prefixes first, exact numbers before them.
-	sort.SliceStable(cfg.Routes, func(i, j int) bool { return len(cfg.Routes[i].Pattern) > len(cfg.Routes[j].Pattern) })
-	return &Runner{cfg: cfg, progs: map[string]*sandbox.Program{}}
+	r := &Runner{cfg: cfg, progs: map[string]*sandbox.Program{},
+		pool: sandbox.NewPool(cfg.Sandbox, cfg.LibDir, 0, luaapi.Install)}
+	if err := r.SetRoutes(cfg.Routes); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close drops the pooled Lua states.
+func (r *Runner) Close() { r.pool.Close() }
+
+// TenantOf is the tenant a call's small state (kv) belongs to: the channel
+// variable switchyard_tenant, else "default".
+func TenantOf(c luaapi.Call) string {
+	if t := c.Variables["switchyard_tenant"]; t != "" {
+		return t
+	}
+	return "default"
 }
 
 // Choose picks the policy for a call: the channel variable
@@ -114,14 +132,8 @@ func (r *Runner) Choose(c luaapi.Call) string {
 	if p := c.Variables["switchyard_policy"]; p != "" {
 		return p
 	}
-	for _, rt := range r.cfg.Routes {
-		if prefix, ok := strings.CutSuffix(rt.Pattern, "*"); ok {
-			if strings.HasPrefix(c.DestinationNumber, prefix) {
-				return rt.Policy
-			}
-		} else if rt.Pattern == c.DestinationNumber {
-			return rt.Policy
-		}
+	if p, ok := r.routes.Load().match(c.DestinationNumber); ok {
+		return p
 	}
 	return r.cfg.Default
 }
@@ -144,44 +156,85 @@ func (r *Runner) program(p Policy) (*sandbox.Program, error) {
 	return prog, nil
 }
 
+// Inputs is what a run took in, carried by policy.completed and
+// policy.failed so the run can be replayed.
+type Inputs struct {
+	Call luaapi.Call    `json:"call"`
+	Tape recording.Tape `json:"tape"`
+}
+
+// RunEvent is the data of policy.started, policy.completed and
+// policy.failed (docs/events.md).
+type RunEvent struct {
+	CallID  string `json:"call_id"`
+	Policy  string `json:"policy"`
+	Version string `json:"version,omitempty"`
+	// Outcome (completed): "completed", or "caller_hung_up" when the caller
+	// left mid-policy.
+	Outcome    string  `json:"outcome,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	Line       int     `json:"line,omitempty"`
+	Limit      string  `json:"limit,omitempty"`
+	DurationMS int64   `json:"duration_ms"`
+	Inputs     *Inputs `json:"inputs,omitempty"`
+}
+
+// env is the luaapi.Env for a call, before recording.
+func (r *Runner) env(ctx context.Context, c luaapi.Call, ctl luaapi.CallControl, log *slog.Logger) luaapi.Env {
+	env := luaapi.Env{Ctx: ctx, Call: c, Ctl: ctl, Logger: log, Queue: r.cfg.Queue, Schedules: r.cfg.Schedules}
+	if r.cfg.KV != nil {
+		env.KV = r.cfg.KV(TenantOf(c))
+	}
+	if r.cfg.NodeAPI != nil && c.Node != "" {
+		env.API = r.cfg.NodeAPI(c.Node)
+	}
+	return env
+}
+
 // Handle runs the call's policy to its end.
 func (r *Runner) Handle(ctx context.Context, c luaapi.Call) {
 	log := r.cfg.Logger.With("callid", c.CallID)
-	name := r.Choose(c)
+	ev := RunEvent{CallID: c.CallID, Policy: r.Choose(c)}
 	start := time.Now()
 	ctl := r.cfg.NewCall(c.CallID)
-	policy, err := r.cfg.Store.Get(ctx, name)
+	policy, err := r.cfg.Store.Get(ctx, ev.Policy)
 	var prog *sandbox.Program
 	if err == nil {
 		prog, err = r.program(policy)
 	}
 	if err != nil {
-		log.Error("policy unavailable; falling back", "policy", name, "err", err)
-		r.publish(ctx, c.CallID, "failed", map[string]any{"call_id": c.CallID, "policy": name, "error": err.Error(), "limit": limitOf(err)})
+		log.Error("policy unavailable; falling back", "policy", ev.Policy, "err", err)
+		ev.Error, ev.Limit = err.Error(), limitOf(err)
+		r.publish(ctx, "failed", ev)
 		r.fallback(ctx, ctl, log)
 		return
 	}
-	r.publish(ctx, c.CallID, "started", map[string]any{"call_id": c.CallID, "policy": name, "version": policy.Version})
-	env := luaapi.Env{Ctx: ctx, Call: c, Ctl: ctl, Logger: log}
-	_, err = r.cfg.Sandbox.Run(ctx, prog, sandbox.Env{Install: luaapi.Install(env), LibDir: r.cfg.LibDir})
-	ms := time.Since(start).Milliseconds()
-	if err != nil {
-		var se *sandbox.Error
-		line := 0
-		if errors.As(err, &se) {
-			line = se.Line
-		}
-		if !ctl.Ready() {
-			// The caller hung up mid-policy: an ordinary end.
-			r.publish(ctx, c.CallID, "completed", map[string]any{"call_id": c.CallID, "policy": name, "version": policy.Version, "outcome": "caller_hung_up", "duration_ms": ms})
-			return
-		}
-		log.Error("policy failed; falling back", "policy", name, "err", err, "line", line)
-		r.publish(ctx, c.CallID, "failed", map[string]any{"call_id": c.CallID, "policy": name, "version": policy.Version, "error": err.Error(), "line": line, "limit": limitOf(err), "duration_ms": ms})
-		r.fallback(ctx, ctl, log)
+	ev.Version = policy.Version
+	r.publish(ctx, "started", ev)
+	rec := recording.NewRecorder(r.cfg.MaxTapeBytes)
+	env := rec.Env(r.env(ctx, c, ctl, log))
+	_, err = r.pool.Run(ctx, prog, env, env.Now)
+	ev.DurationMS = time.Since(start).Milliseconds()
+	ev.Inputs = &Inputs{Call: c, Tape: rec.Tape()}
+	if err == nil {
+		ev.Outcome = "completed"
+		r.publish(ctx, "completed", ev)
 		return
 	}
-	r.publish(ctx, c.CallID, "completed", map[string]any{"call_id": c.CallID, "policy": name, "version": policy.Version, "outcome": "completed", "duration_ms": ms})
+	var se *sandbox.Error
+	if errors.As(err, &se) {
+		ev.Line = se.Line
+	}
+	ev.Error, ev.Limit = err.Error(), limitOf(err)
+	if !ctl.Ready() {
+		// The caller hung up mid-policy: an ordinary end.
+		ev.Outcome, ev.Limit = "caller_hung_up", ""
+		r.publish(ctx, "completed", ev)
+		return
+	}
+	log.Error("policy failed; falling back", "policy", ev.Policy, "err", err, "line", ev.Line)
+	r.publish(ctx, "failed", ev)
+	r.fallback(ctx, ctl, log)
 }
 
 func limitOf(err error) string {
@@ -213,10 +266,11 @@ func (r *Runner) fallback(ctx context.Context, ctl luaapi.CallControl, log *slog
 	}
 }
 
-func (r *Runner) publish(ctx context.Context, callID, what string, data any) {
+func (r *Runner) publish(ctx context.Context, what string, ev RunEvent) {
 	if r.cfg.Publish == nil {
 		return
 	}
+	callID, data := ev.CallID, ev
 	env, err := events.New(callID+".policy."+what, "switchyard/policy-runner/"+r.cfg.Instance, "policy."+what, "policies."+callID+"."+what, callID, data)
 	if err != nil {
 		return

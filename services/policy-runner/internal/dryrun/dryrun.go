@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
@@ -27,6 +29,15 @@ type Script struct {
 	Digits []string `json:"digits,omitempty"`
 	// HangupAfter hangs the caller up after this many actions (0: never).
 	HangupAfter int `json:"hangup_after,omitempty"`
+	// Queue answers the policy's queue.enqueue calls in turn; without it
+	// queue.enqueue answers "not available", as it does until the
+	// queue-distributor runs.
+	Queue []luaapi.EnqueueResult `json:"queue,omitempty"`
+	// KV is the tenant state the run starts with.
+	KV map[string]string `json:"kv,omitempty"`
+	// Now fixes the clock (RFC 3339), so time-of-day policies test the same
+	// every day; default: the real clock.
+	Now string `json:"now,omitempty"`
 	// Expect, for tests, is the trace the policy must produce.
 	Expect []string `json:"expect,omitempty"`
 	// ExpectError, for tests, is a text the failure must contain.
@@ -47,6 +58,11 @@ func LoadScript(path string) (*Script, error) {
 	}
 	if s.Call.CallID == "" {
 		s.Call.CallID = "00000000-0000-4000-8000-000000000000"
+	}
+	if s.Now != "" {
+		if _, err := time.Parse(time.RFC3339, s.Now); err != nil {
+			return nil, fmt.Errorf("%s: now: want an RFC 3339 time such as 2026-11-23T10:00:00-05:00: %w", path, err)
+		}
 	}
 	return &s, nil
 }
@@ -167,8 +183,15 @@ type Result struct {
 	Err   error
 }
 
+// Options are what a dry run shares with the service: the policy library
+// and the business-hours schedules.
+type Options struct {
+	LibDir    string
+	Schedules luaapi.Schedules
+}
+
 // Run runs source as a policy against script.
-func Run(ctx context.Context, sb *sandbox.Sandbox, name, source, libDir string, script *Script) Result {
+func Run(ctx context.Context, sb *sandbox.Sandbox, name, source string, opts Options, script *Script) Result {
 	prog, err := sandbox.Compile(name, source, sandbox.Limits{})
 	if err != nil {
 		return Result{Err: err}
@@ -178,17 +201,78 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, name, source, libDir string, 
 		c.vars[k] = v
 	}
 	env := luaapi.Env{Ctx: ctx, Call: script.Call, Ctl: c, Logger: slog.New(slog.DiscardHandler),
+		Schedules: opts.Schedules, KV: &memKV{m: maps.Clone(script.KV)},
 		Trace: func(action string, args ...any) {
-			if strings.HasPrefix(action, "log.") || action == "consoleLog" {
+			if strings.HasPrefix(action, "log.") || strings.HasPrefix(action, "kv.") || action == "consoleLog" {
 				c.mu.Lock()
 				c.trace = append(c.trace, strings.TrimSpace(action+" "+fmt.Sprint(args...)))
 				c.mu.Unlock()
 			}
 		}}
-	_, err = sb.Run(ctx, prog, sandbox.Env{Install: luaapi.Install(env), LibDir: libDir})
+	if script.Queue != nil {
+		env.Queue = &scriptedQueue{c: c}
+	}
+	if script.Now != "" {
+		t, _ := time.Parse(time.RFC3339, script.Now)
+		env.Now = func() time.Time { return t }
+	}
+	_, err = sb.Run(ctx, prog, sandbox.Env{Install: luaapi.InstallFor(env), LibDir: opts.LibDir, Clock: env.Now})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Result{Trace: append([]string(nil), c.trace...), Err: err}
+}
+
+// scriptedQueue answers queue.enqueue from the script, in turn.
+type scriptedQueue struct {
+	c *call
+	n int
+}
+
+func (q *scriptedQueue) Enqueue(_ context.Context, _ string, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
+	if err := q.c.act("queue " + req.Queue); err != nil {
+		return luaapi.EnqueueResult{}, err
+	}
+	q.c.mu.Lock()
+	defer q.c.mu.Unlock()
+	if q.n >= len(q.c.script.Queue) {
+		return luaapi.EnqueueResult{}, errors.New("the test call has no more queue outcomes")
+	}
+	q.n++
+	res := q.c.script.Queue[q.n-1]
+	if res.Outcome == "bridged" {
+		q.c.hung = true // the call was answered by an agent and left the policy
+	}
+	return res, nil
+}
+
+// memKV is the tenant state of a dry run.
+type memKV struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (k *memKV) Get(_ context.Context, key string) (string, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.m[key]
+	return v, ok, nil
+}
+
+func (k *memKV) Set(_ context.Context, key, value string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]string{}
+	}
+	k.m[key] = value
+	return nil
+}
+
+func (k *memKV) Delete(_ context.Context, key string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, key)
+	return nil
 }
 
 // Check compares a result with the script's expectations and says what

@@ -13,8 +13,6 @@ func (a *api) sessionObject(L *lua.LState) *lua.LUserData {
 	ud := L.NewUserData()
 	mt := L.NewTable()
 	methods := L.NewTable()
-	ctx := a.env.Ctx
-	ctl := a.env.Ctl
 	method := func(name string, fn lua.LGFunction) {
 		L.SetField(methods, name, host(L, func(L *lua.LState) int {
 			if _, ok := L.Get(1).(*lua.LUserData); !ok {
@@ -24,27 +22,22 @@ func (a *api) sessionObject(L *lua.LState) *lua.LUserData {
 		}))
 	}
 	exec := func(L *lua.LState, app, arg string, vars ...string) Result {
-		a.trace(app, arg)
-		r, err := ctl.Execute(ctx, app, arg, vars)
-		if err != nil {
-			fail(L, "session:"+app, err)
-		}
-		return r
+		return a.exec(L, "session:"+app, app, arg, vars...)
 	}
 	method("answer", func(L *lua.LState) int { exec(L, "answer", ""); return 0 })
 	method("preAnswer", func(L *lua.LState) int { exec(L, "pre_answer", ""); return 0 })
 	method("hangup", func(L *lua.LState) int {
 		cause := L.OptString(2, "NORMAL_CLEARING")
 		a.trace("hangup", cause)
-		if err := ctl.Hangup(ctx, cause); err != nil {
+		if err := a.env.Ctl.Hangup(a.env.Ctx, cause); err != nil {
 			fail(L, "session:hangup", err)
 		}
 		return 0
 	})
-	method("ready", func(L *lua.LState) int { L.Push(lua.LBool(ctl.Ready())); return 1 })
-	method("answered", func(L *lua.LState) int { L.Push(lua.LBool(ctl.Ready())); return 1 })
+	method("ready", func(L *lua.LState) int { L.Push(lua.LBool(a.env.Ctl.Ready())); return 1 })
+	method("answered", func(L *lua.LState) int { L.Push(lua.LBool(a.env.Ctl.Ready())); return 1 })
 	method("getVariable", func(L *lua.LState) int {
-		v, ok, err := ctl.Get(ctx, L.CheckString(2))
+		v, ok, err := a.env.Ctl.Get(a.env.Ctx, L.CheckString(2))
 		if err != nil {
 			fail(L, "session:getVariable", err)
 		}
@@ -58,7 +51,7 @@ func (a *api) sessionObject(L *lua.LState) *lua.LUserData {
 	method("setVariable", func(L *lua.LState) int {
 		name, value := L.CheckString(2), L.CheckString(3)
 		a.trace("set", name+"="+value)
-		if err := ctl.Set(ctx, name, value); err != nil {
+		if err := a.env.Ctl.Set(a.env.Ctx, name, value); err != nil {
 			fail(L, "session:setVariable", err)
 		}
 		return 0
@@ -93,7 +86,7 @@ func (a *api) sessionObject(L *lua.LState) *lua.LUserData {
 	method("transfer", func(L *lua.LState) int {
 		dest, dialplan, context := L.CheckString(2), L.OptString(3, ""), L.OptString(4, "")
 		a.trace("transfer", strings.TrimSpace(dest+" "+dialplan+" "+context))
-		if err := ctl.Transfer(ctx, dest, dialplan, context); err != nil {
+		if err := a.env.Ctl.Transfer(a.env.Ctx, dest, dialplan, context); err != nil {
 			fail(L, "session:transfer", err)
 		}
 		return 0
@@ -106,13 +99,10 @@ func (a *api) sessionObject(L *lua.LState) *lua.LUserData {
 // freeswitchTable is mod_lua's `freeswitch`: consoleLog and API().
 func (a *api) freeswitchTable(L *lua.LState) *lua.LTable {
 	t := L.NewTable()
-	logger := a.env.Logger
 	L.SetField(t, "consoleLog", L.NewFunction(func(L *lua.LState) int {
 		level, msg := strings.ToLower(L.CheckString(1)), strings.TrimRight(L.CheckString(2), "\n")
 		a.trace("consoleLog", level+": "+msg)
-		if logger != nil {
-			logger.Info(msg, "callid", a.env.Call.CallID, "lua_level", level)
-		}
+		a.log.Info(msg, "lua_level", level)
 		return 0
 	}))
 	apiMT := L.NewTable()

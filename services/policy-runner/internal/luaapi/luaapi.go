@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -54,45 +57,128 @@ type Call struct {
 	Variables         map[string]string `json:"variables"`
 }
 
-// Env is everything the API needs for one run.
+// Queue puts a caller in a queue and returns when they leave it.
+type Queue interface {
+	Enqueue(ctx context.Context, callID string, req EnqueueRequest) (EnqueueResult, error)
+}
+
+// EnqueueRequest is queue.enqueue's arguments.
+type EnqueueRequest struct {
+	Queue    string        `json:"queue"`
+	Priority int           `json:"priority,omitempty"`
+	Skills   []string      `json:"skills,omitempty"`
+	Timeout  time.Duration `json:"timeout,omitempty"`
+}
+
+// EnqueueResult is how the caller left the queue.
+type EnqueueResult struct {
+	Outcome     string  `json:"outcome"` // bridged, timeout, abandoned, …
+	Agent       string  `json:"agent,omitempty"`
+	WaitSeconds float64 `json:"wait_seconds"`
+}
+
+// KV is a tenant's small state, already scoped to the call's tenant.
+type KV interface {
+	Get(ctx context.Context, key string) (string, bool, error)
+	Set(ctx context.Context, key, value string) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Schedules answers business-hours questions.
+type Schedules interface {
+	IsOpen(name string, t time.Time) (bool, error)
+}
+
+// Env is everything the API needs for one run. Nil services answer "not
+// available".
 type Env struct {
-	Ctx    context.Context
-	Call   Call
-	Ctl    CallControl
-	API    NodeAPI // nil: freeswitch.API() is not available
+	Ctx       context.Context
+	Call      Call
+	Ctl       CallControl
+	API       NodeAPI // freeswitch.API()
+	Queue     Queue
+	KV        KV
+	Schedules Schedules
+	// Now is the run's clock (schedule.is_open without a time); nil is
+	// time.Now. The sandbox's os.time/os.date use the same clock.
+	Now    func() time.Time
 	Logger *slog.Logger
 	// Trace, if set, is told every action the policy takes (dry runs,
 	// replay).
 	Trace func(action string, args ...any)
 }
 
-// ErrNotAvailable is what the services not yet built answer.
+// ErrNotAvailable is what a service that is not there answers.
 var ErrNotAvailable = errors.New("not available")
 
-// Install returns what the sandbox calls to give a run the policy API.
-func Install(env Env) func(L *lua.LState) {
-	return func(L *lua.LState) {
-		a := &api{env: env}
-		L.SetGlobal("call", a.callTable(L))
-		L.SetGlobal("log", a.logTable(L))
-		L.SetGlobal("json", jsonTable(L))
-		L.SetGlobal("queue", notAvailable(L, "queue", "the queue-distributor is not built yet (issue 5)", "enqueue"))
-		L.SetGlobal("connector", notAvailable(L, "connector", "the connector-proxy is not built yet (issue 6)", "query"))
-		L.SetGlobal("push", notAvailable(L, "push", "the push-notifier is not built yet (issue 7)", "notify"))
-		L.SetGlobal("session", a.sessionObject(L))
-		L.SetGlobal("freeswitch", a.freeswitchTable(L))
-		L.SetGlobal("argv", L.NewTable())
+// Install adds the policy API to a state once and returns its binder,
+// which points the API at one run's Env (the zero Env between runs). Every
+// function reads the bound Env when called, so a pooled state serves call
+// after call.
+func Install(L *lua.LState) func(Env) {
+	a := &api{}
+	call := a.callTable(L)
+	L.SetGlobal("call", call)
+	L.SetGlobal("log", a.logTable(L))
+	L.SetGlobal("json", jsonTable(L))
+	L.SetGlobal("queue", a.queueTable(L))
+	L.SetGlobal("kv", a.kvTable(L))
+	L.SetGlobal("schedule", a.scheduleTable(L))
+	L.SetGlobal("connector", notAvailable(L, "connector", "the connector-proxy is not built yet (issue 6)", "query"))
+	L.SetGlobal("push", notAvailable(L, "push", "the push-notifier is not built yet (issue 7)", "notify"))
+	L.SetGlobal("session", a.sessionObject(L))
+	L.SetGlobal("freeswitch", a.freeswitchTable(L))
+	L.SetGlobal("argv", L.NewTable())
+	return func(env Env) {
+		a.env = env
+		if env.Logger == nil {
+			a.log = slog.New(slog.DiscardHandler)
+		} else {
+			a.log = env.Logger.With("callid", env.Call.CallID)
+		}
+		if env.Ctl == nil {
+			return
+		}
+		c := env.Call
+		L.SetField(call, "uuid", lua.LString(c.CallID))
+		L.SetField(call, "caller_id_number", lua.LString(c.CallerIDNumber))
+		L.SetField(call, "caller_id_name", lua.LString(c.CallerIDName))
+		L.SetField(call, "destination_number", lua.LString(c.DestinationNumber))
+		L.SetField(call, "direction", lua.LString(c.Direction))
+		L.SetField(call, "context", lua.LString(c.Context))
+		L.SetField(call, "node", lua.LString(c.Node))
+		// Sorted, so pairs() walks them in the same order every run (and
+		// in a replay).
+		vars := L.CreateTable(0, len(c.Variables))
+		for _, k := range slices.Sorted(maps.Keys(c.Variables)) {
+			vars.RawSetString(k, lua.LString(c.Variables[k]))
+		}
+		L.SetField(call, "variables", vars)
 	}
+}
+
+// InstallFor is Install bound to one Env, for a one-off state
+// (sandbox.Env.Install).
+func InstallFor(env Env) func(L *lua.LState) {
+	return func(L *lua.LState) { Install(L)(env) }
 }
 
 type api struct {
 	env Env
+	log *slog.Logger
 }
 
 func (a *api) trace(action string, args ...any) {
 	if a.env.Trace != nil {
 		a.env.Trace(action, args...)
 	}
+}
+
+func (a *api) now() time.Time {
+	if a.env.Now != nil {
+		return a.env.Now()
+	}
+	return time.Now()
 }
 
 // host wraps a blocking call-control function for the sandbox's CPU slice.
@@ -105,31 +191,18 @@ func fail(L *lua.LState, what string, err error) {
 	L.RaiseError("%s: %v", what, err)
 }
 
+func (a *api) exec(L *lua.LState, what, app, arg string, vars ...string) Result {
+	a.trace(app, arg)
+	r, err := a.env.Ctl.Execute(a.env.Ctx, app, arg, vars)
+	if err != nil {
+		fail(L, what, err)
+	}
+	return r
+}
+
 func (a *api) callTable(L *lua.LState) *lua.LTable {
 	t := L.NewTable()
-	c := a.env.Call
-	L.SetField(t, "uuid", lua.LString(c.CallID))
-	L.SetField(t, "caller_id_number", lua.LString(c.CallerIDNumber))
-	L.SetField(t, "caller_id_name", lua.LString(c.CallerIDName))
-	L.SetField(t, "destination_number", lua.LString(c.DestinationNumber))
-	L.SetField(t, "direction", lua.LString(c.Direction))
-	L.SetField(t, "context", lua.LString(c.Context))
-	L.SetField(t, "node", lua.LString(c.Node))
-	vars := L.NewTable()
-	for k, v := range c.Variables {
-		L.SetField(vars, k, lua.LString(v))
-	}
-	L.SetField(t, "variables", vars)
-
-	ctx := a.env.Ctx
-	exec := func(L *lua.LState, app, arg string, vars ...string) Result {
-		a.trace(app, arg)
-		r, err := a.env.Ctl.Execute(ctx, app, arg, vars)
-		if err != nil {
-			fail(L, app, err)
-		}
-		return r
-	}
+	exec := func(L *lua.LState, app, arg string, vars ...string) Result { return a.exec(L, app, app, arg, vars...) }
 	L.SetField(t, "answer", host(L, func(L *lua.LState) int {
 		exec(L, "answer", "")
 		return 0
@@ -137,7 +210,7 @@ func (a *api) callTable(L *lua.LState) *lua.LTable {
 	L.SetField(t, "hangup", host(L, func(L *lua.LState) int {
 		cause := L.OptString(1, "NORMAL_CLEARING")
 		a.trace("hangup", cause)
-		if err := a.env.Ctl.Hangup(ctx, cause); err != nil {
+		if err := a.env.Ctl.Hangup(a.env.Ctx, cause); err != nil {
 			fail(L, "hangup", err)
 		}
 		return 0
@@ -170,7 +243,7 @@ func (a *api) callTable(L *lua.LState) *lua.LTable {
 	}))
 	L.SetField(t, "get", host(L, func(L *lua.LState) int {
 		name := L.CheckString(1)
-		v, ok, err := a.env.Ctl.Get(ctx, name)
+		v, ok, err := a.env.Ctl.Get(a.env.Ctx, name)
 		if err != nil {
 			fail(L, "get", err)
 		}
@@ -184,7 +257,7 @@ func (a *api) callTable(L *lua.LState) *lua.LTable {
 	L.SetField(t, "set", host(L, func(L *lua.LState) int {
 		name, value := L.CheckString(1), L.CheckString(2)
 		a.trace("set", name+"="+value)
-		if err := a.env.Ctl.Set(ctx, name, value); err != nil {
+		if err := a.env.Ctl.Set(a.env.Ctx, name, value); err != nil {
 			fail(L, "set", err)
 		}
 		return 0
@@ -201,7 +274,7 @@ func (a *api) callTable(L *lua.LState) *lua.LTable {
 	L.SetField(t, "transfer", host(L, func(L *lua.LState) int {
 		dest, dialplan, context := L.CheckString(1), L.OptString(2, ""), L.OptString(3, "")
 		a.trace("transfer", strings.TrimSpace(dest+" "+dialplan+" "+context))
-		if err := a.env.Ctl.Transfer(ctx, dest, dialplan, context); err != nil {
+		if err := a.env.Ctl.Transfer(a.env.Ctx, dest, dialplan, context); err != nil {
 			fail(L, "transfer", err)
 		}
 		return 0
@@ -247,11 +320,6 @@ func mustStr(L *lua.LState, t *lua.LTable, k string) string {
 
 func (a *api) logTable(L *lua.LState) *lua.LTable {
 	t := L.NewTable()
-	logger := a.env.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	logger = logger.With("callid", a.env.Call.CallID)
 	for _, lv := range []struct {
 		name  string
 		level slog.Level
@@ -263,7 +331,7 @@ func (a *api) logTable(L *lua.LState) *lua.LTable {
 				fields.ForEach(func(k, v lua.LValue) { attrs = append(attrs, k.String(), v.String()) })
 			}
 			a.trace("log."+lv.name, msg)
-			logger.Log(a.env.Ctx, lv.level, msg, attrs...)
+			a.log.Log(a.env.Ctx, lv.level, msg, attrs...)
 			return 0
 		}))
 	}

@@ -14,7 +14,7 @@ func runPolicy(t *testing.T, src string, s *dryrun.Script) dryrun.Result {
 	t.Helper()
 	sb := sandbox.New(sandbox.Limits{})
 	defer sb.Close()
-	return dryrun.Run(context.Background(), sb, "t", src, "", s)
+	return dryrun.Run(context.Background(), sb, "t", src, dryrun.Options{}, s)
 }
 
 func TestCallAPI(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,12 +148,16 @@ type Env struct {
 	// LibDir is where require looks for modules ("name" → LibDir/name.lua);
 	// "" disables require.
 	LibDir string
+	// Clock is what os.time, os.date and os.clock read; nil is time.Now.
+	// Replays hand back the recorded readings through it.
+	Clock func() time.Time
 }
 
 // Sandbox runs programs under Limits.
 type Sandbox struct {
 	lim   Limits
 	guard *memoryGuard
+	libs  libCache
 }
 
 // New makes a sandbox.
@@ -166,8 +171,35 @@ func (s *Sandbox) Close() { s.guard.close() }
 
 // Run executes prog in a fresh state and returns its results. ctx ends the
 // run (a hung-up call); the CPU slice and the other limits end it with an
-// *Error.
+// *Error. The runner uses a Pool instead; Run suits one-off runs and tests.
 func (s *Sandbox) Run(ctx context.Context, prog *Program, env Env) ([]lua.LValue, error) {
+	st := s.newState(env.LibDir)
+	defer st.L.Close()
+	for name, v := range env.Globals {
+		st.L.SetGlobal(name, v)
+	}
+	if env.Install != nil {
+		env.Install(st.L)
+	}
+	n, err := s.exec(ctx, st, prog, env.Clock)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]lua.LValue, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, st.L.Get(i))
+	}
+	return out, nil
+}
+
+// state is a Lua state with the safe libraries open, ready for runs.
+type state struct {
+	L      *lua.LState
+	ud     *lua.LUserData // the registry slot holding the current run
+	libDir string
+}
+
+func (s *Sandbox) newState(libDir string) *state {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       s.lim.CallStackSize,
@@ -176,27 +208,36 @@ func (s *Sandbox) Run(ctx context.Context, prog *Program, env Env) ([]lua.LValue
 		RegistryGrowStep:    256,
 		IncludeGoStackTrace: false,
 	})
-	defer L.Close()
-	r := &run{lim: s.lim, L: L}
+	st := &state{L: L, ud: L.NewUserData(), libDir: libDir}
+	L.SetField(L.Get(lua.RegistryIndex), runKey, st.ud)
+	s.openLibs(L, libDir)
+	return st
+}
+
+// exec runs prog on st under the limits and leaves its n results on the
+// stack.
+func (s *Sandbox) exec(ctx context.Context, st *state, prog *Program, clock func() time.Time) (n int, err error) {
+	L := st.L
+	if clock == nil {
+		clock = time.Now
+	}
+	r := &run{lim: s.lim, L: L, libDir: st.libDir, now: clock}
+	r.started = clock()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.cancel = cancel
+	st.ud.Value = r
+	defer func() { st.ud.Value = nil }()
 	L.SetContext(runCtx)
-	s.openLibs(r, env)
-	for name, v := range env.Globals {
-		L.SetGlobal(name, v)
-	}
-	if env.Install != nil {
-		env.Install(L)
-	}
+	defer L.RemoveContext()
 	s.guard.add(r)
 	defer s.guard.remove(r)
 	r.startSlice()
 	defer r.stopSlice()
 
-	fn := L.NewFunctionFromProto(prog.proto)
-	L.Push(fn)
-	err := L.PCall(0, lua.MultRet, nil)
+	L.SetTop(0)
+	L.Push(L.NewFunctionFromProto(prog.proto))
+	err = L.PCall(0, lua.MultRet, nil)
 	r.stopSlice()
 	if err == nil && context.Cause(runCtx) != nil {
 		// A coroutine was stopped and the script carried on to return: the
@@ -204,14 +245,9 @@ func (s *Sandbox) Run(ctx context.Context, prog *Program, env Env) ([]lua.LValue
 		err = context.Cause(runCtx)
 	}
 	if err != nil {
-		return nil, r.explain(err, runCtx, ctx)
+		return 0, r.explain(err, runCtx, ctx)
 	}
-	n := L.GetTop()
-	out := make([]lua.LValue, 0, n)
-	for i := 1; i <= n; i++ {
-		out = append(out, L.Get(i))
-	}
-	return out, nil
+	return L.GetTop(), nil
 }
 
 // run is one execution's state for the limits.
@@ -219,6 +255,13 @@ type run struct {
 	lim    Limits
 	L      *lua.LState
 	cancel context.CancelCauseFunc
+	libDir string
+	loaded map[string]lua.LValue // require's modules, once per run
+	// now is the run's clock; started its first reading (os.clock counts
+	// from it).
+	now     func() time.Time
+	started time.Time
+	rng     *rand.Rand
 
 	mu    sync.Mutex
 	timer *time.Timer
@@ -317,11 +360,7 @@ func limitOf(msg string) *Error {
 }
 
 // openLibs installs the safe libraries.
-func (s *Sandbox) openLibs(r *run, env Env) {
-	L := r.L
-	ud := L.NewUserData()
-	ud.Value = r
-	L.SetField(L.Get(lua.RegistryIndex), runKey, ud)
+func (s *Sandbox) openLibs(L *lua.LState, libDir string) {
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
@@ -357,6 +396,9 @@ func (s *Sandbox) openLibs(r *run, env Env) {
 		L.Push(fn)
 		return 1
 	}))
+	mathT := L.GetGlobal("math").(*lua.LTable)
+	L.SetField(mathT, "random", L.NewFunction(mathRandom))
+	L.SetField(mathT, "randomseed", L.NewFunction(mathRandomseed))
 	osT := L.NewTable()
 	L.SetField(osT, "time", L.NewFunction(osTime))
 	L.SetField(osT, "clock", L.NewFunction(osClock))
@@ -364,69 +406,193 @@ func (s *Sandbox) openLibs(r *run, env Env) {
 	L.SetGlobal("os", osT)
 	s.capStringLib(L)
 	s.capTableLib(L)
-	if env.LibDir != "" {
-		L.SetGlobal("require", L.NewFunction(s.requireFrom(env.LibDir)))
+	if libDir != "" {
+		L.SetGlobal("require", L.NewFunction(s.require))
 	}
 }
 
 var moduleNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
-// requireFrom loads name.lua from dir, once per run; names cannot climb out
-// of dir.
-func (s *Sandbox) requireFrom(dir string) lua.LGFunction {
-	loaded := map[string]lua.LValue{}
-	return func(L *lua.LState) int {
-		name := L.CheckString(1)
-		if v, ok := loaded[name]; ok {
-			L.Push(v)
-			return 1
-		}
-		if !moduleNameRE.MatchString(name) {
-			L.RaiseError("require %q: module names are letters, digits, _ and dots", name)
-		}
-		path := filepath.Join(dir, strings.ReplaceAll(name, ".", string(filepath.Separator))+".lua")
-		src, err := os.ReadFile(path)
-		if err != nil {
-			L.RaiseError("require %q: no such module in the policy library", name)
-		}
-		if len(src) > s.lim.MaxSourceBytes {
-			L.RaiseError("require %q: module too large", name)
-		}
-		fn, err := L.Load(strings.NewReader(string(src)), "lib/"+name)
-		if err != nil {
-			L.RaiseError("require %q: %v", name, err)
-		}
-		L.Push(fn)
-		L.Call(0, 1)
-		v := L.Get(-1)
-		if v == lua.LNil {
-			v = lua.LTrue
-		}
-		loaded[name] = v
-		L.Pop(1)
+// require loads name.lua from the run's library directory, once per run;
+// names cannot climb out of it. Each file is compiled once per content and
+// shared by every state, as policies are.
+func (s *Sandbox) require(L *lua.LState) int {
+	name := L.CheckString(1)
+	r := runOf(L)
+	if r == nil {
+		L.RaiseError("require %q: outside a run", name)
+	}
+	if v, ok := r.loaded[name]; ok {
 		L.Push(v)
 		return 1
 	}
-}
-
-func osTime(L *lua.LState) int {
-	L.Push(lua.LNumber(time.Now().Unix()))
+	if !moduleNameRE.MatchString(name) {
+		L.RaiseError("require %q: module names are letters, digits, _ and dots", name)
+	}
+	path := filepath.Join(r.libDir, strings.ReplaceAll(name, ".", string(filepath.Separator))+".lua")
+	proto, err := s.libs.load(path, "lib/"+name, s.lim.MaxSourceBytes)
+	if err != nil {
+		L.RaiseError("require %q: %v", name, err)
+	}
+	L.Push(L.NewFunctionFromProto(proto))
+	L.Call(0, 1)
+	v := L.Get(-1)
+	if v == lua.LNil {
+		v = lua.LTrue
+	}
+	if r.loaded == nil {
+		r.loaded = map[string]lua.LValue{}
+	}
+	r.loaded[name] = v
+	L.Pop(1)
+	L.Push(v)
 	return 1
 }
 
-var started = time.Now()
+// libCache holds compiled library modules, recompiled when a file's size
+// or modification time changes, so an edited lib/ file takes effect on the
+// next run without reading and parsing it on every require.
+type libCache struct {
+	mu    sync.Mutex
+	files map[string]libEntry
+}
 
+type libEntry struct {
+	size    int64
+	mtime   time.Time
+	proto   *lua.FunctionProto
+	checked time.Time
+}
+
+// libRecheck is how often a cached module's file is looked at again: an
+// edit takes effect within it.
+const libRecheck = time.Second
+
+func (c *libCache) load(path, chunkName string, maxBytes int) (*lua.FunctionProto, error) {
+	now := time.Now()
+	c.mu.Lock()
+	if e, ok := c.files[path]; ok && now.Sub(e.checked) < libRecheck {
+		c.mu.Unlock()
+		return e.proto, nil
+	}
+	c.mu.Unlock()
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, errors.New("no such module in the policy library")
+	}
+	c.mu.Lock()
+	e, ok := c.files[path]
+	if ok && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
+		e.checked = now
+		c.files[path] = e
+		c.mu.Unlock()
+		return e.proto, nil
+	}
+	c.mu.Unlock()
+	if fi.Size() > int64(maxBytes) {
+		return nil, errors.New("module too large")
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errors.New("no such module in the policy library")
+	}
+	if len(src) > maxBytes {
+		return nil, errors.New("module too large")
+	}
+	chunk, err := parse.Parse(strings.NewReader(string(src)), chunkName)
+	if err != nil {
+		return nil, err
+	}
+	proto, err := lua.Compile(chunk, chunkName)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.files == nil {
+		c.files = map[string]libEntry{}
+	}
+	c.files[path] = libEntry{size: fi.Size(), mtime: fi.ModTime(), proto: proto, checked: now}
+	c.mu.Unlock()
+	return proto, nil
+}
+
+// rngOf is the run's own random source, seeded from its first clock
+// reading: runs do not share (or reseed) one source, and a replay, which
+// plays the clock back, draws the same numbers.
+func rngOf(L *lua.LState) *rand.Rand {
+	r := runOf(L)
+	if r == nil {
+		return rand.New(rand.NewPCG(1, 2))
+	}
+	if r.rng == nil {
+		seed := uint64(r.started.UnixNano())
+		r.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	}
+	return r.rng
+}
+
+// mathRandom is Lua 5.1's math.random on the run's source; an empty range
+// is a Lua error, not a Go panic.
+func mathRandom(L *lua.LState) int {
+	rng := rngOf(L)
+	switch L.GetTop() {
+	case 0:
+		L.Push(lua.LNumber(rng.Float64()))
+		return 1
+	case 1:
+		n := L.CheckInt64(1)
+		if n < 1 {
+			L.ArgError(1, "interval is empty")
+		}
+		L.Push(lua.LNumber(rng.Int64N(n) + 1))
+	default:
+		lo, hi := L.CheckInt64(1), L.CheckInt64(2)
+		if lo > hi || hi-lo+1 <= 0 {
+			L.ArgError(2, "interval is empty")
+		}
+		L.Push(lua.LNumber(lo + rng.Int64N(hi-lo+1)))
+	}
+	return 1
+}
+
+func mathRandomseed(L *lua.LState) int {
+	seed := uint64(L.CheckInt64(1))
+	if r := runOf(L); r != nil {
+		r.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	}
+	return 0
+}
+
+// clockOf is the run's clock.
+func clockOf(L *lua.LState) (now func() time.Time, started time.Time) {
+	if r := runOf(L); r != nil {
+		return r.now, r.started
+	}
+	return time.Now, time.Now()
+}
+
+func osTime(L *lua.LState) int {
+	now, _ := clockOf(L)
+	L.Push(lua.LNumber(now().Unix()))
+	return 1
+}
+
+// osClock is the seconds since the run started: a policy's own stopwatch.
 func osClock(L *lua.LState) int {
-	L.Push(lua.LNumber(time.Since(started).Seconds()))
+	now, started := clockOf(L)
+	L.Push(lua.LNumber(now().Sub(started).Seconds()))
 	return 1
 }
 
 // osDate supports "*t", "!*t" and the common strftime codes.
 func osDate(L *lua.LState) int {
 	format := L.OptString(1, "%c")
-	t := time.Now()
+	now, _ := clockOf(L)
+	var t time.Time
 	if L.GetTop() >= 2 {
 		t = time.Unix(int64(L.CheckNumber(2)), 0)
+	} else {
+		t = now()
 	}
 	if strings.HasPrefix(format, "!") {
 		t, format = t.UTC(), format[1:]

@@ -25,6 +25,8 @@ import (
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/schedulefile"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/tenantstate"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/ports/adminhttp"
@@ -45,6 +47,11 @@ type Config struct {
 	AdminToken       string
 	Instance         string
 	CommandTimeout   time.Duration
+	APITimeout       time.Duration
+	Schedules        string
+	StateTTL         time.Duration
+	StateMaxBytes    int
+	MaxTapeBytes     int
 	ShutdownGrace    time.Duration
 	LogLevel         string
 }
@@ -56,25 +63,33 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.PolicyStore, "policy-store", "SWITCHYARD_PR_POLICY_STORE", "kv", "kv (NATS KV, versioned) or dir (files, read-only)")
 	s.String(&c.LibDir, "lib", "SWITCHYARD_PR_LIB", "lua/lib", "directory require() loads modules from")
 	s.String(&c.DefaultPolicy, "default-policy", "SWITCHYARD_PR_DEFAULT_POLICY", "default", "policy for calls no route names")
-	s.List(&c.Routes, "routes", "SWITCHYARD_PR_ROUTES", "", "destination=policy pairs; a destination ending in * is a prefix")
+	s.List(&c.Routes, "routes", "SWITCHYARD_PR_ROUTES", "", "destination=policy pairs that seed the route table on first start (then: admin REST /v1/routes); a destination ending in * is a prefix, one starting with ~ a regular expression")
 	s.String(&c.FallbackTransfer, "fallback-transfer", "SWITCHYARD_PR_FALLBACK_TRANSFER", "operator", "extension a failed policy's caller is sent to (empty: hang up)")
 	s.String(&c.FallbackCause, "fallback-cause", "SWITCHYARD_PR_FALLBACK_CAUSE", "NORMAL_TEMPORARY_FAILURE", "hang-up cause when there is no fallback extension")
 	s.String(&c.AdminAddr, "admin-addr", "SWITCHYARD_PR_ADMIN_ADDR", "127.0.0.1:9102", "admin HTTP listen address")
 	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
 	s.String(&c.Instance, "instance", "SWITCHYARD_PR_INSTANCE", "policy-runner", "this instance's name in events")
 	s.Duration(&c.CommandTimeout, "command-timeout", "SWITCHYARD_PR_COMMAND_TIMEOUT", 10*time.Minute, "longest wait for one call-control command (a playback, a bridge)")
+	s.Duration(&c.APITimeout, "api-timeout", "SWITCHYARD_PR_API_TIMEOUT", 30*time.Second, "longest wait for freeswitch.API():execute on the call's node")
+	s.String(&c.Schedules, "schedules", "SWITCHYARD_PR_SCHEDULES", "lua/schedules.json", "business-hours schedules for schedule.is_open (JSON; re-read when it changes; missing: schedule.is_open is not available)")
+	s.Duration(&c.StateTTL, "state-ttl", "SWITCHYARD_PR_STATE_TTL", 30*24*time.Hour, "how long a policy's kv value lives after its last write")
+	s.Int(&c.StateMaxBytes, "state-max-bytes", "SWITCHYARD_PR_STATE_MAX_BYTES", 256<<20, "size bound of all tenants' kv state together")
+	s.Int(&c.MaxTapeBytes, "max-tape-bytes", "SWITCHYARD_PR_MAX_TAPE_BYTES", 128<<10, "inputs recorded per run for replay (carried in policy.completed)")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_PR_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running policies may finish")
 	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 }
 
 func (c *Config) routes() ([]app.Route, error) {
-	var out []app.Route
+	out := []app.Route{}
 	for _, r := range c.Routes {
 		dest, policy, ok := strings.Cut(r, "=")
 		if !ok || dest == "" || policy == "" {
 			return nil, fmt.Errorf("--routes entry %q: want destination=policy", r)
 		}
 		out = append(out, app.Route{Pattern: dest, Policy: policy})
+	}
+	if err := app.ValidateRoutes(out); err != nil {
+		return nil, fmt.Errorf("--routes: %w", err)
 	}
 	return out, nil
 }
@@ -95,6 +110,9 @@ type Service struct {
 	routes  []app.Route
 	store   *switchStore
 	kv      *policystore.KV
+	rt      atomic.Pointer[policystore.Routes]
+	state   atomic.Pointer[tenantstate.Store]
+	sched   *schedulefile.File
 }
 
 // switchStore is the runner's store before and after the KV bucket opens:
@@ -137,16 +155,32 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	}
 	s.routes = routes
 	s.store = &switchStore{}
-	s.runner = app.New(app.Config{
+	if s.sched, err = schedulefile.Open(cfg.Schedules, log); err != nil {
+		return nil, fmt.Errorf("--schedules: %w", err)
+	}
+	s.runner, err = app.New(app.Config{
 		Store: s.store, Sandbox: s.sb, LibDir: cfg.LibDir, Routes: routes, Default: cfg.DefaultPolicy,
 		Fallback: app.Fallback{Transfer: cfg.FallbackTransfer, Cause: cfg.FallbackCause},
 		NewCall:  func(id string) luaapi.CallControl { return callctl.New(s.nc, id, cfg.CommandTimeout) },
+		NodeAPI:  func(node string) luaapi.NodeAPI { return callctl.NewNodeAPI(s.nc, node, cfg.APITimeout) },
+		KV: func(tenant string) luaapi.KV {
+			if st := s.state.Load(); st != nil {
+				return st.Tenant(tenant)
+			}
+			return nil
+		},
+		Schedules:    s.sched,
+		MaxTapeBytes: cfg.MaxTapeBytes,
 		Publish: func(ctx context.Context, subject string, e *events.Envelope) error {
 			_, err := bus.Publish(ctx, s.js, subject, e)
 			return err
 		},
 		Logger: log, Instance: cfg.Instance,
 	})
+	if err != nil {
+		s.nc.Close()
+		return nil, err
+	}
 	adm := admin.New(admin.Options{Registry: nil, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
 		if !s.nc.IsConnected() || !s.ready.Load() {
 			return fmt.Errorf("not consuming call.started from %s yet", cfg.NATSURL)
@@ -171,6 +205,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go s.httpSrv.Serve(s.adminLn)
 	defer s.httpSrv.Close()
 	defer s.sb.Close()
+	defer s.runner.Close()
 	defer s.nc.Drain()
 	var cons jetstream.ConsumeContext
 	for cons == nil {
@@ -212,6 +247,9 @@ func (s *Service) Run(ctx context.Context) error {
 // openStore opens the policy store once: the KV bucket (seeded from the
 // policy directory on first start) or the directory itself.
 func (s *Service) openStore(ctx context.Context) error {
+	if err := s.openRoutesAndState(ctx); err != nil {
+		return err
+	}
 	s.store.mu.RLock()
 	open := s.store.s != nil
 	s.store.mu.RUnlock()
@@ -241,6 +279,31 @@ func (s *Service) openStore(ctx context.Context) error {
 	s.store.mu.Unlock()
 	s.store.set(kv)
 	go func() { <-ctx.Done(); stop() }()
+	return nil
+}
+
+// openRoutesAndState opens the route table (seeded from --routes on the
+// first start, then followed) and the tenants' kv bucket.
+func (s *Service) openRoutesAndState(ctx context.Context) error {
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if s.rt.Load() == nil {
+		rt, stop, err := policystore.OpenRoutes(octx, s.js, s.routes, s.runner.SetRoutes, func(err error) {
+			s.log.Error("route table update ignored; the previous table stays", "err", err)
+		})
+		if err != nil {
+			return err
+		}
+		s.rt.Store(rt)
+		go func() { <-ctx.Done(); stop() }()
+	}
+	if s.state.Load() == nil {
+		st, err := tenantstate.Open(octx, s.js, s.cfg.StateTTL, int64(s.cfg.StateMaxBytes))
+		if err != nil {
+			return err
+		}
+		s.state.Store(st)
+	}
 	return nil
 }
 
@@ -286,6 +349,8 @@ func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error)
 func (s *Service) registerREST(adm *admin.Server) {
 	adminhttp.Register(adm, adminhttp.Deps{
 		KV:      func() *policystore.KV { s.store.mu.RLock(); defer s.store.mu.RUnlock(); return s.kv },
-		Sandbox: s.sb, LibDir: s.cfg.LibDir,
+		Routes:  s.rt.Load,
+		Runner:  s.runner,
+		Sandbox: s.sb, LibDir: s.cfg.LibDir, Schedules: s.sched,
 	})
 }

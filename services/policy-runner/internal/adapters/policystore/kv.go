@@ -206,3 +206,17 @@ func (s *KV) Seed(ctx context.Context, dir string) (int, error) {
 	}
 	return n, nil
 }
+
+// GetVersion returns one kept version of a policy: what a past call ran,
+// for replay.
+func (s *KV) GetVersion(ctx context.Context, name, version string) (app.Policy, error) {
+	rev, err := strconv.ParseUint(version, 10, 64)
+	if err != nil {
+		return app.Policy{}, fmt.Errorf("%w: version %q is not a version number", app.ErrNoPolicy, version)
+	}
+	e, err := s.kv.GetRevision(ctx, name, rev)
+	if err != nil || e.Key() != name || e.Operation() != jetstream.KeyValuePut {
+		return app.Policy{}, fmt.Errorf("%w: %s has no version %s (kept: the last %d)", app.ErrNoPolicy, name, version, History)
+	}
+	return app.Policy{Name: name, Version: version, Source: string(e.Value())}, nil
+}

@@ -14,43 +14,12 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app/apptest"
 )
-
-// storeSuite is what every policy store must do for the runner: the one
-// conformance suite both stores pass.
-func storeSuite(t *testing.T, s app.Store, put func(name, src string)) {
-	ctx := context.Background()
-	if _, err := s.Get(ctx, "absent"); !errors.Is(err, app.ErrNoPolicy) {
-		t.Fatalf("missing policy: %v", err)
-	}
-	if _, err := s.Get(ctx, "../etc/passwd"); !errors.Is(err, app.ErrNoPolicy) {
-		t.Fatalf("a path as a name: %v", err)
-	}
-	put("greet", "call.answer()")
-	var p1 app.Policy
-	waitTrue(t, func() bool { p, err := s.Get(ctx, "greet"); p1 = p; return err == nil && p.Source == "call.answer()" })
-	put("greet", "call.hangup()")
-	var p2 app.Policy
-	waitTrue(t, func() bool { p, err := s.Get(ctx, "greet"); p2 = p; return err == nil && p.Source == "call.hangup()" })
-	if p1.Version == "" || p1.Version == p2.Version || p2.Name != "greet" {
-		t.Fatalf("versions: %+v then %+v", p1, p2)
-	}
-}
-
-func waitTrue(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestDirStoreSuite(t *testing.T) {
 	dir := t.TempDir()
-	storeSuite(t, app.DirStore{Dir: dir}, func(name, src string) {
+	apptest.StoreSuite(t, app.DirStore{Dir: dir}, func(name, src string) {
 		os.WriteFile(filepath.Join(dir, name+".lua"), []byte(src), 0o644)
 	})
 }
@@ -81,7 +50,7 @@ func TestKVStoreSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storeSuite(t, s, func(name, src string) {
+	apptest.StoreSuite(t, s, func(name, src string) {
 		if _, err := raw.PutString(context.Background(), name, src); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,127 @@
+package luaapi
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+var (
+	queueNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-.]{1,64}$`)
+	kvKeyRE     = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+)
+
+// MaxKVValue is the largest value kv.set stores: the bucket is for small
+// state (a counter, a last-seen time, a flag), not documents.
+const MaxKVValue = 4 << 10
+
+// queueTable is queue.enqueue(name, {priority, skills, timeout}).
+func (a *api) queueTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	L.SetField(t, "enqueue", host(L, func(L *lua.LState) int {
+		name := L.CheckString(1)
+		if !queueNameRE.MatchString(name) {
+			L.ArgError(1, "a queue name is 1-64 letters, digits, _ - or .")
+		}
+		req := EnqueueRequest{Queue: name}
+		if o, ok := L.Get(2).(*lua.LTable); ok {
+			req.Priority = optInt(L, o, "priority", 0)
+			if secs := optInt(L, o, "timeout", 0); secs > 0 {
+				req.Timeout = time.Duration(secs) * time.Second
+			}
+			if sk, ok := L.GetField(o, "skills").(*lua.LTable); ok {
+				for i := 1; i <= sk.Len() && i <= 32; i++ {
+					req.Skills = append(req.Skills, lua.LVAsString(sk.RawGetInt(i)))
+				}
+			}
+		}
+		a.trace("queue.enqueue", name)
+		if a.env.Queue == nil {
+			L.RaiseError("queue.enqueue: %v: the queue-distributor is not built yet (issue 5)", ErrNotAvailable)
+		}
+		res, err := a.env.Queue.Enqueue(a.env.Ctx, a.env.Call.CallID, req)
+		if err != nil {
+			fail(L, "queue.enqueue", err)
+		}
+		out := L.CreateTable(0, 3)
+		out.RawSetString("outcome", lua.LString(res.Outcome))
+		out.RawSetString("agent", lua.LString(res.Agent))
+		out.RawSetString("wait_seconds", lua.LNumber(res.WaitSeconds))
+		L.Push(out)
+		return 1
+	}))
+	return t
+}
+
+// kvTable is kv.get / kv.set / kv.delete on the tenant's small state.
+func (a *api) kvTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	key := func(L *lua.LState, what string) string {
+		k := L.CheckString(1)
+		if !kvKeyRE.MatchString(k) {
+			L.ArgError(1, what+": a key is 1-128 printable ASCII characters without spaces")
+		}
+		if a.env.KV == nil {
+			L.RaiseError("%s: %v: no state store in this run", what, ErrNotAvailable)
+		}
+		return k
+	}
+	L.SetField(t, "get", host(L, func(L *lua.LState) int {
+		k := key(L, "kv.get")
+		v, ok, err := a.env.KV.Get(a.env.Ctx, k)
+		if err != nil {
+			fail(L, "kv.get", err)
+		}
+		if !ok {
+			L.Push(lua.LNil)
+		} else {
+			L.Push(lua.LString(v))
+		}
+		return 1
+	}))
+	L.SetField(t, "set", host(L, func(L *lua.LState) int {
+		k := key(L, "kv.set")
+		v := L.CheckString(2)
+		if len(v) > MaxKVValue {
+			L.ArgError(2, fmt.Sprintf("kv.set: a value is at most %d bytes", MaxKVValue))
+		}
+		a.trace("kv.set", k)
+		if err := a.env.KV.Set(a.env.Ctx, k, v); err != nil {
+			fail(L, "kv.set", err)
+		}
+		return 0
+	}))
+	L.SetField(t, "delete", host(L, func(L *lua.LState) int {
+		k := key(L, "kv.delete")
+		a.trace("kv.delete", k)
+		if err := a.env.KV.Delete(a.env.Ctx, k); err != nil {
+			fail(L, "kv.delete", err)
+		}
+		return 0
+	}))
+	return t
+}
+
+// scheduleTable is schedule.is_open(name[, unix_time]).
+func (a *api) scheduleTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	L.SetField(t, "is_open", L.NewFunction(func(L *lua.LState) int {
+		name := L.CheckString(1)
+		at := a.now()
+		if L.GetTop() >= 2 && L.Get(2) != lua.LNil {
+			at = time.Unix(int64(L.CheckNumber(2)), 0)
+		}
+		if a.env.Schedules == nil {
+			L.RaiseError("schedule.is_open: %v: no schedules are configured", ErrNotAvailable)
+		}
+		open, err := a.env.Schedules.IsOpen(name, at)
+		if err != nil {
+			fail(L, "schedule.is_open", err)
+		}
+		L.Push(lua.LBool(open))
+		return 1
+	}))
+	return t
+}
