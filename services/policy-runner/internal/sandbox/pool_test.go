@@ -120,7 +120,7 @@ func TestPoolRetiresStatesThatGrow(t *testing.T) {
 	poolRun(t, p, `return 1`, "x")
 	st := first()
 	for i := 0; i*1000 <= maxAddedKeys; i++ {
-		if _, err := poolRun(t, p, `for i = 1, 1000 do _G["k" .. i .. "_` + strings.Repeat("x", i) + `"] = i end`, "x"); err != nil {
+		if _, err := poolRun(t, p, `for i = 1, 1000 do _G["k" .. i .. "_`+strings.Repeat("x", i)+`"] = i end`, "x"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/hours"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
 )
 
 // File is schedule.is_open's schedules: the --schedules file,
