@@ -210,12 +210,18 @@ func (r *Runner) Handle(ctx context.Context, c luaapi.Call) {
 		return
 	}
 	ev.Version = policy.Version
-	r.publish(ctx, "started", ev)
+	// policy.started is stored while the policy already runs: the caller
+	// should not wait a JetStream round trip for the first prompt. The
+	// run's end waits for it, so the events stay in order.
+	started := make(chan struct{})
+	go func() { defer close(started); r.publish(ctx, "started", ev) }()
+	defer func() { <-started }()
 	rec := recording.NewRecorder(r.cfg.MaxTapeBytes)
 	env := rec.Env(r.env(ctx, c, ctl, log))
 	_, err = r.pool.Run(ctx, prog, env, env.Now)
 	ev.DurationMS = time.Since(start).Milliseconds()
 	ev.Inputs = &Inputs{Call: c, Tape: rec.Tape()}
+	<-started
 	if err == nil {
 		ev.Outcome = "completed"
 		r.publish(ctx, "completed", ev)

@@ -1,0 +1,123 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-voice/switchyard/pkg/bus"
+	"github.com/switchyard-voice/switchyard/pkg/events"
+	"github.com/switchyard-voice/switchyard/pkg/testinfra"
+)
+
+var infra *testinfra.Servers
+
+func TestMain(m *testing.M) { os.Exit(testinfra.Main(m, &infra, testinfra.WithNATS)) }
+
+// runner starts a policy-runner in process on the package's NATS, with the
+// policies in dir.
+func runner(tb testing.TB, policies map[string]string, edit func(*Config)) *Service {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, src := range policies {
+		os.WriteFile(filepath.Join(dir, name+".lua"), []byte(src), 0o644)
+	}
+	cfg := Config{NATSURL: infra.NATS.URL(), PolicyDir: dir, PolicyStore: "dir", LibDir: "../../../../lua/lib",
+		DefaultPolicy: "default", FallbackTransfer: "operator", AdminAddr: "127.0.0.1:0", AdminToken: "t",
+		Instance: "pr-test", CommandTimeout: 10 * time.Second, APITimeout: time.Second, Schedules: "../../../../lua/schedules.json",
+		StateTTL: time.Hour, StateMaxBytes: 1 << 20, ShutdownGrace: 5 * time.Second, LogLevel: "error"}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := New(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for !svc.ready.Load() {
+		if time.Now().After(deadline) {
+			tb.Fatal("policy-runner not ready in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return svc
+}
+
+// publishStarted stores a call.started as the gateway does.
+func publishStarted(tb testing.TB, js jetstream.JetStream, callID string, vars map[string]string) {
+	tb.Helper()
+	data := map[string]any{"call_id": callID, "node": "fs1", "caller_id_number": "+4420", "destination_number": "8084", "variables": vars}
+	e, err := events.New(callID+".started", "switchyard/esl-gateway/test", "call.started", "calls."+callID+".started", callID, data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := bus.Publish(context.Background(), js, e.Subject, e); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// answerAll plays the gateway: every callctl request succeeds.
+func answerAll(tb testing.TB, nc *nats.Conn, onRequest func(callID string, cmd map[string]any)) {
+	sub, err := nc.Subscribe("callctl.*", func(m *nats.Msg) {
+		var cmd map[string]any
+		json.Unmarshal(m.Data, &cmd)
+		if onRequest != nil {
+			onRequest(m.Subject[len("callctl."):], cmd)
+		}
+		m.Respond([]byte(`{"ok":true,"result":{"application":"x","response":"+OK","vars":{"switchyard_digits":"2"}}}`))
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sub.Unsubscribe() })
+}
+
+// Per-tenant kv through the real bucket: a policy counts its caller's
+// calls; another tenant's policy with the same key does not see them.
+func TestKVIsPerTenant(t *testing.T) {
+	runner(t, map[string]string{"default": `
+local n = tonumber(kv.get("calls." .. call.caller_id_number) or "0") + 1
+kv.set("calls." .. call.caller_id_number, tostring(n))
+call.set("calls_seen", tostring(n))`}, nil)
+	nc, _ := nats.Connect(infra.NATS.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	seen := make(chan string, 10)
+	answerAll(t, nc, func(id string, cmd map[string]any) {
+		if cmd["name"] == "calls_seen" {
+			seen <- id + "=" + cmd["value"].(string)
+		}
+	})
+	for i, tc := range []struct{ tenant, want string }{{"acme", "1"}, {"acme", "2"}, {"globex", "1"}, {"acme", "3"}} {
+		id := "kv-call-" + string(rune('a'+i))
+		publishStarted(t, js, id, map[string]string{"switchyard_tenant": tc.tenant})
+		select {
+		case got := <-seen:
+			if got != id+"="+tc.want {
+				t.Fatalf("tenant %s: %s, want %s=%s", tc.tenant, got, id, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d: the policy never set calls_seen", i)
+		}
+	}
+	kv, err := js.KeyValue(context.Background(), "switchyard_policy_state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), "acme.calls=2E=2B4420")
+	if err != nil || string(e.Value()) != "3" {
+		t.Fatalf("stored key: %v %v", e, err)
+	}
+}
