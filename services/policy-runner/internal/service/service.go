@@ -24,6 +24,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/events"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/coreapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/schedulefile"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/tenantstate"
@@ -38,6 +39,9 @@ type Config struct {
 	NATSURL          string
 	PolicyDir        string
 	PolicyStore      string
+	CoreAPIURL       string
+	CoreAPIToken     string
+	CoreAPIMaxAge    time.Duration
 	LibDir           string
 	DefaultPolicy    string
 	Routes           []string
@@ -60,7 +64,10 @@ type Config struct {
 func (c *Config) Flags(s *config.Set) {
 	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
 	s.String(&c.PolicyDir, "policies", "SWITCHYARD_PR_POLICIES", "lua/policies", "directory of policies (<name>.lua): the store itself with --policy-store=dir, the seed of a new KV bucket with kv")
-	s.String(&c.PolicyStore, "policy-store", "SWITCHYARD_PR_POLICY_STORE", "kv", "kv (NATS KV, versioned) or dir (files, read-only)")
+	s.String(&c.PolicyStore, "policy-store", "SWITCHYARD_PR_POLICY_STORE", "kv", "kv (NATS KV, versioned), dir (files, read-only) or coreapi (GET <core-api-url>/policies/<name>/script, ETag-cached)")
+	s.String(&c.CoreAPIURL, "core-api-url", "SWITCHYARD_PR_CORE_API_URL", "", "core-api base URL for --policy-store=coreapi, e.g. https://core-api.internal/v1")
+	s.Secret(&c.CoreAPIToken, "core-api-token", "SWITCHYARD_PR_CORE_API_TOKEN", "", "bearer token for core-api")
+	s.Duration(&c.CoreAPIMaxAge, "core-api-max-age", "SWITCHYARD_PR_CORE_API_MAX_AGE", 5*time.Second, "how long a policy from core-api is used before it is revalidated (If-None-Match)")
 	s.String(&c.LibDir, "lib", "SWITCHYARD_PR_LIB", "lua/lib", "directory require() loads modules from")
 	s.String(&c.DefaultPolicy, "default-policy", "SWITCHYARD_PR_DEFAULT_POLICY", "default", "policy for calls no route names")
 	s.List(&c.Routes, "routes", "SWITCHYARD_PR_ROUTES", "", "destination=policy pairs that seed the route table on first start (then: admin REST /v1/routes); a destination ending in * is a prefix, one starting with ~ a regular expression")
@@ -113,6 +120,7 @@ type Service struct {
 	rt      atomic.Pointer[policystore.Routes]
 	state   atomic.Pointer[tenantstate.Store]
 	sched   *schedulefile.File
+	core    *coreapi.Store
 }
 
 // switchStore is the runner's store before and after the KV bucket opens:
@@ -143,15 +151,22 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, sb: sandbox.New(sandbox.Limits{})}
+	var core *coreapi.Store
+	switch cfg.PolicyStore {
+	case "kv", "dir":
+	case "coreapi":
+		if core, err = coreapi.New(coreapi.Options{BaseURL: cfg.CoreAPIURL, Token: cfg.CoreAPIToken, MaxAge: cfg.CoreAPIMaxAge, Logger: log}); err != nil {
+			return nil, fmt.Errorf("--core-api-url: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("--policy-store %q: want kv, dir or coreapi", cfg.PolicyStore)
+	}
+	s := &Service{cfg: cfg, log: log, sb: sandbox.New(sandbox.Limits{}), core: core}
 	if s.nc, err = bus.Connect(cfg.NATSURL, "policy-runner/"+cfg.Instance, nil); err != nil {
 		return nil, err
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		return nil, err
-	}
-	if cfg.PolicyStore != "kv" && cfg.PolicyStore != "dir" {
-		return nil, fmt.Errorf("--policy-store %q: want kv or dir", cfg.PolicyStore)
 	}
 	s.routes = routes
 	s.store = &switchStore{}
@@ -256,8 +271,12 @@ func (s *Service) openStore(ctx context.Context) error {
 	if open {
 		return nil
 	}
-	if s.cfg.PolicyStore == "dir" {
+	switch s.cfg.PolicyStore {
+	case "dir":
 		s.store.set(app.DirStore{Dir: s.cfg.PolicyDir})
+		return nil
+	case "coreapi":
+		s.store.set(s.core)
 		return nil
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,5 +122,41 @@ call.set("calls_seen", tostring(n))`}, nil)
 	e, err := kv.Get(context.Background(), "acme.calls=2E=2B4420")
 	if err != nil || string(e.Value()) != "3" {
 		t.Fatalf("stored key: %v %v", e, err)
+	}
+}
+
+// With --policy-store=coreapi the runner takes its scripts from core-api.
+func TestPoliciesFromCoreAPI(t *testing.T) {
+	var hits atomic.Int32
+	core := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path != "/v1/policies/default/script" || r.Header.Get("Authorization") != "Bearer core-secret" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("ETag", `"v7"`)
+		w.Write([]byte(`call.set("from", "coreapi")`))
+	}))
+	defer core.Close()
+	runner(t, nil, func(c *Config) {
+		c.PolicyStore, c.CoreAPIURL, c.CoreAPIToken = "coreapi", core.URL+"/v1", "core-secret"
+	})
+	nc, _ := nats.Connect(infra.NATS.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	got := make(chan string, 1)
+	answerAll(t, nc, func(id string, cmd map[string]any) {
+		if cmd["name"] == "from" {
+			got <- cmd["value"].(string)
+		}
+	})
+	publishStarted(t, js, "core-call-1", nil)
+	select {
+	case v := <-got:
+		if v != "coreapi" || hits.Load() == 0 {
+			t.Fatalf("from=%s, core-api hits %d", v, hits.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the policy from core-api never ran")
 	}
 }
