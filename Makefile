@@ -37,6 +37,12 @@ fuzz: setup
 		echo "== fuzz $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./esl; \
 	done
+	@set -e; cd services/policy-runner; for p in ./internal/hours; do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "== fuzz $$p $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p; \
+		done; \
+	done
 
 lint: setup
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done

@@ -206,6 +206,10 @@ func TestPolicyVersionsTakeEffectWithoutRestart(t *testing.T) {
 	if e, _ := out["error"].(map[string]any); code != 400 || e["code"] != "invalid_policy" {
 		t.Fatalf("a broken policy was accepted: %d %v", code, out)
 	}
+	code, out = prREST(t, base, "PUT", "/v1/policies/default", "call.anwser()\n")
+	if e, _ := out["error"].(map[string]any); code != 400 || !strings.Contains(fmt.Sprint(e["message"]), "did you mean answer") {
+		t.Fatalf("a policy calling call.anwser was accepted: %d %v", code, out)
+	}
 	code, out = prREST(t, base, "POST", "/v1/policies/ivr_menu/dry-run", `{"digits":["2"]}`)
 	if trace := fmt.Sprint(out["trace"]); code != 200 || !strings.Contains(trace, "transfer support XML default") {
 		t.Fatalf("dry run: %d %v", code, out)

@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/schedulefile"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/dryrun"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
 )
 
@@ -59,6 +60,13 @@ func testCommand(ctx context.Context, args []string, out, errOut io.Writer) (int
 	}
 	sb := sandbox.New(sandbox.Limits{})
 	defer sb.Close()
+	if problems, err := luaapi.Vet(sb, string(src)); err == nil && len(problems) > 0 {
+		fmt.Fprintln(out, "FAIL "+policy)
+		for _, p := range problems {
+			fmt.Fprintln(out, "  vet: "+p.String())
+		}
+		return 1, nil
+	}
 	res := dryrun.Run(ctx, sb, policy, string(src), dryrun.Options{LibDir: *lib, Schedules: sched}, script)
 	for _, line := range res.Trace {
 		fmt.Fprintln(out, "  "+line)

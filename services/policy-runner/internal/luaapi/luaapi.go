@@ -157,6 +157,9 @@ func Install(L *lua.LState) func(Env) {
 	}
 }
 
+// callDataFields are the call table's per-run fields.
+var callDataFields = []string{"uuid", "caller_id_number", "caller_id_name", "destination_number", "direction", "context", "node", "variables"}
+
 // InstallFor is Install bound to one Env, for a one-off state
 // (sandbox.Env.Install).
 func InstallFor(env Env) func(L *lua.LState) {

@@ -206,3 +206,49 @@ func (snap snapshot) restore() (added int) {
 	}
 	return added
 }
+
+// Names is what a script can reach by name: every global, and for the
+// global tables their fields, for global userdata their methods.
+type Names struct {
+	Globals map[string]bool
+	Fields  map[string]map[string]bool
+	Methods map[string]map[string]bool
+}
+
+// Names lists what a state with the safe libraries and install's API
+// offers, for checking a script's use of the API before it runs.
+func (s *Sandbox) Names(install func(L *lua.LState)) Names {
+	st := s.newState("x") // require is offered whenever a library is configured
+	defer st.L.Close()
+	if install != nil {
+		install(st.L)
+	}
+	n := Names{Globals: map[string]bool{}, Fields: map[string]map[string]bool{}, Methods: map[string]map[string]bool{}}
+	keys := func(t *lua.LTable) map[string]bool {
+		m := map[string]bool{}
+		t.ForEach(func(k, _ lua.LValue) {
+			if s, ok := k.(lua.LString); ok {
+				m[string(s)] = true
+			}
+		})
+		return m
+	}
+	st.L.G.Global.ForEach(func(k, v lua.LValue) {
+		name, ok := k.(lua.LString)
+		if !ok {
+			return
+		}
+		n.Globals[string(name)] = true
+		switch x := v.(type) {
+		case *lua.LTable:
+			n.Fields[string(name)] = keys(x)
+		case *lua.LUserData:
+			if mt, ok := x.Metatable.(*lua.LTable); ok {
+				if idx, ok := mt.RawGetString("__index").(*lua.LTable); ok {
+					n.Methods[string(name)] = keys(idx)
+				}
+			}
+		}
+	})
+	return n
+}

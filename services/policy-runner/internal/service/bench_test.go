@@ -47,7 +47,7 @@ func BenchmarkStartedToFirstCommand(b *testing.B) {
 		}
 	})
 	const gap = 2 * time.Millisecond // 500 calls/s
-	run := time.Now().UnixNano() // call ids unique across runs: JetStream de-duplicates by event id
+	run := time.Now().UnixNano()     // call ids unique across runs: JetStream de-duplicates by event id
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		id := fmt.Sprintf("bench-%d-%d", run, i)

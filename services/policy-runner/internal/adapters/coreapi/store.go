@@ -217,4 +217,3 @@ func versionOf(etag string, body []byte) string {
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:6])
 }
-

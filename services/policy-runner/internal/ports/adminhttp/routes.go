@@ -6,6 +6,7 @@ package adminhttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -82,6 +83,18 @@ func Register(srv *admin.Server, d Deps) {
 		}
 		if _, err := sandbox.Compile(r.PathValue("name"), string(src), sandbox.Limits{}); err != nil {
 			return invalidPolicy(err)
+		}
+		if problems, err := luaapi.Vet(d.Sandbox, string(src)); err != nil {
+			return invalidPolicy(err)
+		} else if len(problems) > 0 {
+			msgs := make([]string, len(problems))
+			details := map[string]string{}
+			for i, p := range problems {
+				msgs[i] = p.String()
+				details[fmt.Sprintf("line_%d", p.Line)] = p.Message
+			}
+			return &admin.Error{Status: http.StatusBadRequest, Code: "invalid_policy", Field: "source",
+				Message: "the policy misuses the API: " + strings.Join(msgs, "; "), Details: details}
 		}
 		p, err := s.Put(r.Context(), r.PathValue("name"), string(src))
 		if errors.Is(err, policystore.ErrBadName) {
