@@ -84,8 +84,10 @@ type Config struct {
 	// MaxTapeBytes bounds the inputs recorded per run (0: the default).
 	MaxTapeBytes int
 	Publish      EventPublisher
-	Logger       *slog.Logger
-	Instance     string
+	// Finished, if set, hears how every run ended (metrics).
+	Finished func(ev RunEvent, outcome string, d time.Duration)
+	Logger   *slog.Logger
+	Instance string
 }
 
 // Runner runs policies.
@@ -273,6 +275,13 @@ func (r *Runner) fallback(ctx context.Context, ctl luaapi.CallControl, log *slog
 }
 
 func (r *Runner) publish(ctx context.Context, what string, ev RunEvent) {
+	if r.cfg.Finished != nil && what != "started" {
+		outcome := ev.Outcome
+		if what == "failed" {
+			outcome = "failed"
+		}
+		r.cfg.Finished(ev, outcome, time.Duration(ev.DurationMS)*time.Millisecond)
+	}
 	if r.cfg.Publish == nil {
 		return
 	}

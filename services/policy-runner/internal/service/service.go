@@ -30,6 +30,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/tenantstate"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/luaapi"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/metrics"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/ports/adminhttp"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
 )
@@ -121,6 +122,7 @@ type Service struct {
 	state   atomic.Pointer[tenantstate.Store]
 	sched   *schedulefile.File
 	core    *coreapi.Store
+	metrics *metrics.Metrics
 }
 
 // switchStore is the runner's store before and after the KV bucket opens:
@@ -162,6 +164,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("--policy-store %q: want kv, dir or coreapi", cfg.PolicyStore)
 	}
 	s := &Service{cfg: cfg, log: log, sb: sandbox.New(sandbox.Limits{}), core: core}
+	s.metrics = metrics.New(s.active.Load)
 	if s.nc, err = bus.Connect(cfg.NATSURL, "policy-runner/"+cfg.Instance, nil); err != nil {
 		return nil, err
 	}
@@ -186,6 +189,10 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		},
 		Schedules:    s.sched,
 		MaxTapeBytes: cfg.MaxTapeBytes,
+		Finished: func(ev app.RunEvent, outcome string, d time.Duration) {
+			s.metrics.Runs.WithLabelValues(ev.Policy, outcome, ev.Limit).Inc()
+			s.metrics.Duration.WithLabelValues(outcome).Observe(d.Seconds())
+		},
 		Publish: func(ctx context.Context, subject string, e *events.Envelope) error {
 			_, err := bus.Publish(ctx, s.js, subject, e)
 			return err
@@ -196,7 +203,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		s.nc.Close()
 		return nil, err
 	}
-	adm := admin.New(admin.Options{Registry: nil, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
+	adm := admin.New(admin.Options{Registry: s.metrics.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
 		if !s.nc.IsConnected() || !s.ready.Load() {
 			return fmt.Errorf("not consuming call.started from %s yet", cfg.NATSURL)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func answerAll(tb testing.TB, nc *nats.Conn, onRequest func(callID string, cmd m
 // Per-tenant kv through the real bucket: a policy counts its caller's
 // calls; another tenant's policy with the same key does not see them.
 func TestKVIsPerTenant(t *testing.T) {
-	runner(t, map[string]string{"default": `
+	svc := runner(t, map[string]string{"default": `
 local n = tonumber(kv.get("calls." .. call.caller_id_number) or "0") + 1
 kv.set("calls." .. call.caller_id_number, tostring(n))
 call.set("calls_seen", tostring(n))`}, nil)
@@ -122,6 +123,24 @@ call.set("calls_seen", tostring(n))`}, nil)
 	e, err := kv.Get(context.Background(), "acme.calls=2E=2B4420")
 	if err != nil || string(e.Value()) != "3" {
 		t.Fatalf("stored key: %v %v", e, err)
+	}
+	// The runs are counted on /metrics.
+	want := `switchyard_policy_runs_total{limit="",outcome="completed",policy="default"} 4`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + svc.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
