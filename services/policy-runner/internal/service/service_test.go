@@ -179,3 +179,47 @@ func TestPoliciesFromCoreAPI(t *testing.T) {
 		t.Fatal("the policy from core-api never ran")
 	}
 }
+
+// NATS restarts under a running policy-runner: calls after the restart
+// run their policies again without the runner being touched.
+func TestRunnerSurvivesNATSRestart(t *testing.T) {
+	runner(t, map[string]string{"default": `call.set("ran", "yes")`}, func(c *Config) { c.PolicyStore = "kv" })
+	ran := make(chan string, 4)
+	connectAndAnswer := func() (*nats.Conn, jetstream.JetStream) {
+		nc, err := nats.Connect(infra.NATS.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		answerAll(t, nc, func(id string, cmd map[string]any) {
+			if cmd["name"] == "ran" {
+				ran <- id
+			}
+		})
+		return nc, js
+	}
+	expect := func(id string) {
+		t.Helper()
+		select {
+		case got := <-ran:
+			if got != id {
+				t.Fatalf("ran %s, want %s", got, id)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the policy for %s never ran", id)
+		}
+	}
+	nc, js := connectAndAnswer()
+	publishStarted(t, js, "before-restart", nil)
+	expect("before-restart")
+	nc.Close()
+	if err := infra.NATS.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, js = connectAndAnswer()
+	// The runner may need a moment to reattach; a call.started stored
+	// meanwhile waits in the stream for it.
+	publishStarted(t, js, "after-restart", nil)
+	expect("after-restart")
+}

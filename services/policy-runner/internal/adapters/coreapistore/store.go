@@ -224,7 +224,7 @@ func (s *Store) Get(ctx context.Context, name string) (app.Policy, error) {
 			return e.policy, nil
 		}
 	}
-	var f *flight
+	f := s.inflight[name]
 	if f == nil {
 		f = &flight{done: make(chan struct{})}
 		s.inflight[name] = f

@@ -90,6 +90,17 @@ func (f *fakeCore) serve(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(src))
 }
 
+// holdRequests makes requests wait until release is called; a failing
+// test releases them too, so that closing the server does not hang.
+func (f *fakeCore) holdRequests(t *testing.T) (release func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	f.set(func(f *fakeCore) { f.hold = ch })
+	return release
+}
+
 func (f *fakeCore) put(name, src string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -485,8 +496,7 @@ func TestNonUTF8PassesThrough(t *testing.T) {
 func TestConcurrentGetsShareOneRequest(t *testing.T) {
 	f := newFake(t)
 	f.put("greet", "call.answer()")
-	release := make(chan struct{})
-	f.hold = release
+	release := f.holdRequests(t)
 	s := open(t, f, Options{})
 	const n = 20
 	var wg sync.WaitGroup
@@ -501,7 +511,7 @@ func TestConcurrentGetsShareOneRequest(t *testing.T) {
 		fl := s.inflight["greet"]
 		return fl != nil && fl.waiters == n
 	})
-	close(release)
+	release()
 	wg.Wait()
 	for i := range n {
 		if errs[i] != nil || got[i].Source != "call.answer()" || got[i] != got[0] {
@@ -518,8 +528,7 @@ func TestConcurrentGetsShareOneRequest(t *testing.T) {
 func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
 	f := newFake(t)
 	f.put("greet", "call.answer()")
-	release := make(chan struct{})
-	f.hold = release
+	release := f.holdRequests(t)
 	s := open(t, f, Options{MaxAge: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
@@ -536,7 +545,7 @@ func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled caller: %v, want context.Canceled", err)
 	}
-	close(release)
+	release()
 	if err := <-second; err != nil {
 		t.Fatalf("the other caller: %v", err)
 	}
@@ -552,9 +561,7 @@ func TestSlowCoreAPIServesStaleToImpatientCaller(t *testing.T) {
 	f.put("greet", "call.answer()")
 	s := open(t, f, Options{})
 	want := get(t, s, "greet")
-	release := make(chan struct{})
-	defer close(release)
-	f.set(func(f *fakeCore) { f.hold = release })
+	f.holdRequests(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	p, err := s.Get(ctx, "greet")
