@@ -362,6 +362,9 @@ func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error)
 			return
 		}
 		m.Ack()
+		if s.alreadyRan(m, call.CallID) {
+			return
+		}
 		s.running.Add(1)
 		s.active.Add(1)
 		go func() {
@@ -370,6 +373,31 @@ func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error)
 			s.runner.Handle(runCtx, call)
 		}()
 	})
+}
+
+// alreadyRan guards against running a call's policy twice. JetStream
+// delivers at least once: after a nats-server restart the consumer's last
+// acknowledgements may be lost and call.started redelivered, to this or
+// another instance. A fresh first delivery is the normal path and is not
+// checked (it would cost a round trip before the caller's first prompt); a
+// redelivery, or a call.started older than a few seconds, runs only if the
+// call has no policy.started yet.
+func (s *Service) alreadyRan(m jetstream.Msg, callID string) bool {
+	md, err := m.Metadata()
+	if err != nil || (md.NumDelivered <= 1 && time.Since(md.Timestamp) < 3*time.Second) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := s.js.Stream(ctx, "POLICIES")
+	if err != nil {
+		return false
+	}
+	if _, err := stream.GetLastMsgForSubject(ctx, "policies."+callID+".started"); err == nil {
+		s.log.Warn("call.started delivered again for a call whose policy already ran; skipped", "callid", callID, "delivered", md.NumDelivered)
+		return true
+	}
+	return false
 }
 
 func (s *Service) registerREST(adm *admin.Server) {
