@@ -71,7 +71,9 @@ func TestSocketCallAsyncFull(t *testing.T) {
 			}
 		}
 		s.Hangup(ctx, "NORMAL_CLEARING")
-		<-s.Done()
+		// Drained, not Done: the hang-up events read before the socket
+		// closed may still be on their way to the handler at Done.
+		<-s.Drained()
 		if n := s.DisconnectNotice(); n != nil {
 			o.notice = n.Headers.Get("Content-Disposition")
 		}
