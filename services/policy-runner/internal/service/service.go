@@ -123,6 +123,38 @@ type Service struct {
 	sched   *schedulefile.File
 	core    *coreapi.Store
 	metrics *metrics.Metrics
+	seen    recentCalls
+}
+
+// recentCalls remembers the calls this instance started a policy for in
+// the last 15 minutes (JetStream's de-duplication window is 10).
+type recentCalls struct {
+	mu    sync.Mutex
+	at    map[string]time.Time
+	prune time.Time
+}
+
+// add records id and reports whether it was already there.
+func (r *recentCalls) add(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.at == nil {
+		r.at = map[string]time.Time{}
+	}
+	if now.Sub(r.prune) > time.Minute {
+		for k, t := range r.at {
+			if now.Sub(t) > 15*time.Minute {
+				delete(r.at, k)
+			}
+		}
+		r.prune = now
+	}
+	if _, ok := r.at[id]; ok {
+		return true
+	}
+	r.at[id] = now
+	return false
 }
 
 // switchStore is the runner's store before and after the KV bucket opens:
@@ -375,16 +407,26 @@ func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error)
 	})
 }
 
+// freshStarted is how old a first delivery of call.started may be and
+// still run unchecked.
+const freshStarted = time.Second
+
 // alreadyRan guards against running a call's policy twice. JetStream
 // delivers at least once: after a nats-server restart the consumer's last
 // acknowledgements may be lost and call.started redelivered, to this or
 // another instance. A fresh first delivery is the normal path and is not
 // checked (it would cost a round trip before the caller's first prompt); a
-// redelivery, or a call.started older than a few seconds, runs only if the
-// call has no policy.started yet.
+// redelivery, or a call.started older than freshStarted, runs only if the
+// call has no policy.started yet. A redelivery to the same instance is
+// caught in memory first (a restart's lost acknowledgements can make it
+// look like a first delivery).
 func (s *Service) alreadyRan(m jetstream.Msg, callID string) bool {
+	if s.seen.add(callID) {
+		s.log.Warn("call.started delivered again for a call this instance already ran; skipped", "callid", callID)
+		return true
+	}
 	md, err := m.Metadata()
-	if err != nil || (md.NumDelivered <= 1 && time.Since(md.Timestamp) < 3*time.Second) {
+	if err != nil || (md.NumDelivered <= 1 && time.Since(md.Timestamp) < freshStarted) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
