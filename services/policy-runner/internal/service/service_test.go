@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,4 +228,64 @@ func TestRunnerSurvivesNATSRestart(t *testing.T) {
 	// meanwhile waits in the stream for it.
 	publishStarted(t, js, "after-restart", nil)
 	expect("after-restart")
+}
+
+// Two instances share the durable consumer: each call's policy runs once,
+// whichever instance takes it. freeswitch.API() reaches the call's node
+// through the gateway's fs.<node>.api.
+func TestTwoInstancesRunEachCallOnce(t *testing.T) {
+	policy := map[string]string{"default": `call.set("ran", freeswitch.API():execute("status"))`}
+	runner(t, policy, func(c *Config) { c.Instance = "pr-a" })
+	runner(t, policy, func(c *Config) { c.Instance = "pr-b" })
+	nc, _ := nats.Connect(infra.NATS.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	api, _ := nc.Subscribe("fs.fs1.api", func(m *nats.Msg) {
+		var req struct {
+			Command string `json:"command"`
+		}
+		json.Unmarshal(m.Data, &req)
+		m.Respond([]byte(`{"output":"UP (` + req.Command + `)"}`))
+	})
+	defer api.Unsubscribe()
+	var mu sync.Mutex
+	runs := map[string]int{}
+	outputs := map[string]bool{}
+	answerAll(t, nc, func(id string, cmd map[string]any) {
+		if cmd["name"] == "ran" {
+			mu.Lock()
+			runs[id]++
+			outputs[fmt.Sprint(cmd["value"])] = true
+			mu.Unlock()
+		}
+	})
+	run := time.Now().UnixNano()
+	const n = 40
+	for i := range n {
+		publishStarted(t, js, fmt.Sprintf("twin-%d-%d", run, i), nil)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		got := len(runs)
+		mu.Unlock()
+		if got == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d calls ran", got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a second run would show up by now
+	mu.Lock()
+	defer mu.Unlock()
+	for id, k := range runs {
+		if k != 1 {
+			t.Errorf("%s ran %d times", id, k)
+		}
+	}
+	if len(outputs) != 1 || !outputs["UP (status)"] {
+		t.Errorf("freeswitch.API() outputs: %v", outputs)
+	}
 }
