@@ -27,7 +27,7 @@ var destinationRE = regexp.MustCompile(`^[A-Za-z0-9+#*_.@\-]{1,64}$`)
 
 // ParseRoute checks a route and compiles its pattern.
 func ParseRoute(rt Route) (compiledRoute, error) {
-	if !policyNameRE.MatchString(rt.Policy) {
+	if !ValidName(rt.Policy) {
 		return compiledRoute{}, fmt.Errorf("%w: policy %q is not a policy name (letters, digits, _ and -, at most 64)", ErrBadRoute, rt.Policy)
 	}
 	c := compiledRoute{Route: rt}

@@ -45,9 +45,13 @@ type DirStore struct{ Dir string }
 
 var policyNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}$`)
 
+// ValidName is the one rule for a policy's name, which every store keys
+// by: 1 to 64 letters, digits, _ or -, so a name is never a path.
+func ValidName(name string) bool { return policyNameRE.MatchString(name) }
+
 // Get reads a policy file.
 func (d DirStore) Get(_ context.Context, name string) (Policy, error) {
-	if !policyNameRE.MatchString(name) {
+	if !ValidName(name) {
 		return Policy{}, fmt.Errorf("%w: %q is not a policy name", ErrNoPolicy, name)
 	}
 	b, err := os.ReadFile(filepath.Join(d.Dir, name+".lua"))

@@ -36,6 +36,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -61,9 +62,9 @@ type span struct{ from, to int }
 type Schedule struct {
 	name   string
 	loc    *time.Location
-	weekly [7][]span          // by time.Weekday
-	dated  map[string]holiday // "2006-01-02"
-	yearly map[string]holiday // "01-02"
+	weekly [7][]span       // by time.Weekday
+	dated  map[int]holiday // year*10000 + month*100 + day
+	yearly map[int]holiday // month*100 + day
 }
 
 type holiday struct {
@@ -103,28 +104,18 @@ func LoadFile(path string) (*Set, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b := make([]byte, maxFileBytes+1)
-	n, _ := readFull(f, b)
-	if n > maxFileBytes {
+	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxFileBytes {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
 	}
-	set, err := ParseSet(b[:n])
+	set, err := ParseSet(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return set, nil
-}
-
-func readFull(f *os.File, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := f.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 type jsonHoliday struct {
@@ -185,7 +176,7 @@ func parseSchedule(name string, body []byte) (*Schedule, error) {
 	if err != nil {
 		return nil, bad("time_zone", "%q: %v", js.TimeZone, err)
 	}
-	sc := &Schedule{name: name, loc: loc, dated: map[string]holiday{}, yearly: map[string]holiday{}}
+	sc := &Schedule{name: name, loc: loc, dated: map[int]holiday{}, yearly: map[int]holiday{}}
 	for day, ranges := range js.Weekly {
 		wd, ok := dayIndex[day]
 		if !ok {
@@ -212,23 +203,22 @@ func parseSchedule(name string, body []byte) (*Schedule, error) {
 			}
 		}
 		hol := holiday{name: h.Name, spans: spans}
-		if md, ok := strings.CutPrefix(h.Date, "*-"); ok {
-			if _, err := time.Parse("2006-01-02", "2024-"+md); err != nil || len(md) != 5 {
-				return nil, bad(field+".date", "%q: want YYYY-MM-DD or *-MM-DD", h.Date)
-			}
-			if _, dup := sc.yearly[md]; dup {
-				return nil, bad(field+".date", "%q appears twice", h.Date)
-			}
-			sc.yearly[md] = hol
-			continue
+		date, yearly := strings.CutPrefix(h.Date, "*-")
+		if yearly {
+			date = "2024-" + date // a leap year, so *-02-29 is a date
 		}
-		if _, err := time.Parse("2006-01-02", h.Date); err != nil || len(h.Date) != 10 {
+		d, err := time.Parse("2006-01-02", date)
+		if err != nil || len(date) != 10 {
 			return nil, bad(field+".date", "%q: want YYYY-MM-DD or *-MM-DD", h.Date)
 		}
-		if _, dup := sc.dated[h.Date]; dup {
+		table, key := sc.dated, d.Year()*10000+int(d.Month())*100+d.Day()
+		if yearly {
+			table, key = sc.yearly, int(d.Month())*100+d.Day()
+		}
+		if _, dup := table[key]; dup {
 			return nil, bad(field+".date", "%q appears twice", h.Date)
 		}
-		sc.dated[h.Date] = hol
+		table[key] = hol
 	}
 	return sc, nil
 }
@@ -283,15 +273,12 @@ func clock(s string) (int, error) {
 
 // spansOn is the ranges that start on the local date y-m-d.
 func (s *Schedule) spansOn(y int, mo time.Month, d int, wd time.Weekday) []span {
-	if len(s.dated) > 0 || len(s.yearly) > 0 {
-		var buf [10]byte
-		date := string(fmt.Appendf(buf[:0], "%04d-%02d-%02d", y, mo, d))
-		if h, ok := s.dated[date]; ok {
-			return h.spans
-		}
-		if h, ok := s.yearly[date[5:]]; ok {
-			return h.spans
-		}
+	md := int(mo)*100 + d
+	if h, ok := s.dated[y*10000+md]; ok {
+		return h.spans
+	}
+	if h, ok := s.yearly[md]; ok {
+		return h.spans
 	}
 	return s.weekly[wd]
 }

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +40,6 @@ type Options struct {
 
 // maxCached bounds the cache; the oldest entry goes first.
 const maxCached = 10000
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}$`)
 
 // Store is app.Store over core-api.
 type Store struct {
@@ -94,7 +91,7 @@ func New(opts Options) (*Store, error) {
 
 // Get returns the policy's current script.
 func (s *Store) Get(ctx context.Context, name string) (app.Policy, error) {
-	if !nameRE.MatchString(name) {
+	if !app.ValidName(name) {
 		return app.Policy{}, fmt.Errorf("%w: %q is not a policy name", app.ErrNoPolicy, name)
 	}
 	s.mu.Lock()

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,8 +26,6 @@ const Bucket = "switchyard_policies"
 
 // History is how many versions of a policy are kept.
 const History = 64
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}$`)
 
 // ErrBadName: not a policy name.
 var ErrBadName = errors.New("a policy name is 1 to 64 letters, digits, _ or -")
@@ -94,7 +91,7 @@ func (s *KV) Get(ctx context.Context, name string) (app.Policy, error) {
 	if ok {
 		return p, nil
 	}
-	if !nameRE.MatchString(name) {
+	if !app.ValidName(name) {
 		return app.Policy{}, fmt.Errorf("%w: %q", app.ErrNoPolicy, name)
 	}
 	e, err := s.kv.Get(ctx, name)
@@ -109,7 +106,7 @@ func (s *KV) Get(ctx context.Context, name string) (app.Policy, error) {
 
 // Put stores a new version and returns it.
 func (s *KV) Put(ctx context.Context, name, source string) (app.Policy, error) {
-	if !nameRE.MatchString(name) {
+	if !app.ValidName(name) {
 		return app.Policy{}, ErrBadName
 	}
 	rev, err := s.kv.PutString(ctx, name, source)
@@ -191,7 +188,7 @@ func (s *KV) Seed(ctx context.Context, dir string) (int, error) {
 	n := 0
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".lua")
-		if !nameRE.MatchString(name) {
+		if !app.ValidName(name) {
 			continue
 		}
 		src, err := os.ReadFile(f)
