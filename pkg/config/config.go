@@ -38,8 +38,13 @@ func New(name string) *Set {
 // Getenv replaces os.Getenv (tests).
 func (s *Set) Getenv(f func(string) string) { s.getenv = f }
 
+// declare records a setting's variable; env "" is a flag-only setting (a
+// subcommand's argument, say).
 func (s *Set) declare(name, env string) (string, bool) {
 	s.envs[name] = env
+	if env == "" {
+		return "", false
+	}
 	v := s.getenv(env)
 	return v, v != ""
 }
@@ -151,7 +156,7 @@ func (s *Set) SetOutput(w io.Writer) { s.fs.SetOutput(w) }
 
 // PrintUsage lists every flag with its environment variable and default.
 func (s *Set) PrintUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: %s [flags]\n\nEvery flag can also be set by the environment variable shown.\n\n", s.name)
+	fmt.Fprintf(w, "Usage: %s [flags]\n\nA flag can also be set by the environment variable shown.\n\n", s.name)
 	var names []string
 	s.fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
@@ -161,13 +166,20 @@ func (s *Set) PrintUsage(w io.Writer) {
 		if d, ok := s.defaults[n]; ok {
 			def = d
 		}
-		fmt.Fprintf(w, "  --%s  (env %s", n, s.envs[n])
+		var notes []string
+		if env := s.envs[n]; env != "" {
+			notes = append(notes, "env "+env)
+		}
 		switch {
 		case s.secrets[n]:
-			fmt.Fprint(w, ", secret")
+			notes = append(notes, "secret")
 		case def != "":
-			fmt.Fprintf(w, ", default %q", def)
+			notes = append(notes, fmt.Sprintf("default %q", def))
 		}
-		fmt.Fprintf(w, ")\n      %s\n", f.Usage)
+		fmt.Fprintf(w, "  --%s", n)
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "  (%s)", strings.Join(notes, ", "))
+		}
+		fmt.Fprintf(w, "\n      %s\n", f.Usage)
 	}
 }

@@ -64,3 +64,26 @@ func TestHelpListsFlagsEnvsAndHidesSecrets(t *testing.T) {
 		t.Fatalf("secret not read from env")
 	}
 }
+
+// A flag-only setting (no variable) never reads the environment and its
+// help line names no variable.
+func TestFlagOnlySetting(t *testing.T) {
+	var call string
+	s := New("x test")
+	s.Getenv(func(k string) string {
+		if k == "" {
+			return "from-an-empty-name"
+		}
+		return ""
+	})
+	s.String(&call, "call", "", "", "call.json")
+	var out bytes.Buffer
+	s.SetOutput(&out)
+	if err := s.Parse(nil); err != nil || call != "" {
+		t.Fatalf("call %q %v", call, err)
+	}
+	s.PrintUsage(&out)
+	if !strings.Contains(out.String(), "  --call\n      call.json") || strings.Contains(out.String(), "env )") {
+		t.Fatalf("help:\n%s", out.String())
+	}
+}

@@ -39,7 +39,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) (int, error) {
 	if len(args) > 0 && args[0] == "test" {
-		return testCommand(ctx, args[1:], out, errOut)
+		return testCommand(ctx, args[1:], os.Getenv, out, errOut)
 	}
 	if len(args) > 0 && args[0] == "replay" {
 		return replayCommand(ctx, args[1:], os.Getenv, out, errOut)

@@ -36,6 +36,22 @@ func TestHelpListsEveryFlagAndVariable(t *testing.T) {
 			t.Errorf("--help does not mention %q", cmd)
 		}
 	}
+	// The subcommands list theirs the same way.
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{"test", []string{"--call", "--lib", "--schedules", "--nats-url  (env SWITCHYARD_NATS_URL"}},
+		{"replay", []string{"--policy", "--lib  (env SWITCHYARD_PR_LIB", "--nats-url  (env SWITCHYARD_NATS_URL"}},
+	} {
+		var out, errOut bytes.Buffer
+		code, _ := run(context.Background(), []string{tc.cmd, "--help"}, &out, &errOut)
+		for _, w := range tc.want {
+			if code != 2 || !strings.Contains(errOut.String(), w) {
+				t.Errorf("%s --help (exit %d) lacks %q:\n%s", tc.cmd, code, w, errOut.String())
+			}
+		}
+	}
 }
 
 // A bad setting stops the start with a message that says what to fix.

@@ -3,17 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/switchyard-voice/switchyard/pkg/config"
 
-	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/replay"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/sandbox"
 )
@@ -24,47 +21,41 @@ import (
 // Exit 0: the replay retraced the call; 1: it did not (or, with --policy,
 // the edited script takes another path); 2: it could not run.
 func replayCommand(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
-	fs := flag.NewFlagSet("policy-runner replay", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	natsURL := fs.String("nats-url", envOr(getenv, "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222"), "NATS server (env SWITCHYARD_NATS_URL)")
-	lib := fs.String("lib", envOr(getenv, "SWITCHYARD_PR_LIB", "lua/lib"), "policy library directory for require (env SWITCHYARD_PR_LIB)")
-	policyFile := fs.String("policy", "", "replay this script instead of the recorded version (what would my edit have done?)")
+	var natsURL, lib, policyFile string
+	set := subcommand("policy-runner replay <call-uuid>", getenv, errOut)
+	set.String(&natsURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
+	set.String(&lib, "lib", "SWITCHYARD_PR_LIB", "lua/lib", "policy library directory for require")
+	set.String(&policyFile, "policy", "", "", "replay this script instead of the recorded version (what would my edit have done?)")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if errors.Is(set.Parse(args), config.ErrHelp) {
+			return 2, config.ErrHelp
+		}
 		return 2, fmt.Errorf("usage: policy-runner replay <call-uuid> [--nats-url url] [--lib dir] [--policy file.lua]")
 	}
 	callID := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := set.Parse(args[1:]); err != nil {
 		return 2, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	nc, err := nats.Connect(*natsURL, nats.Name("policy-runner replay"), nats.Timeout(5*time.Second))
-	if err != nil {
-		return 2, fmt.Errorf("connect to NATS at %s: %w (set --nats-url)", *natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	kv, js, closeStore, err := openPolicyStore(ctx, natsURL, "policy-runner replay")
 	if err != nil {
 		return 2, err
 	}
+	defer closeStore()
 	rec, err := replay.Fetch(ctx, js, callID)
 	if err != nil {
 		return 2, err
 	}
 	ev := rec.Event
 	var source string
-	if *policyFile != "" {
-		b, err := os.ReadFile(*policyFile)
+	if policyFile != "" {
+		b, err := os.ReadFile(policyFile)
 		if err != nil {
 			return 2, fmt.Errorf("--policy: %w", err)
 		}
 		source = string(b)
 	} else {
-		kv, stop, err := policystore.Open(ctx, js)
-		if err != nil {
-			return 2, err
-		}
-		defer stop()
 		p, err := kv.GetVersion(ctx, ev.Policy, ev.Version)
 		if err != nil {
 			return 2, fmt.Errorf("%w; the version may be gone from the store (or came from --policy-store=dir): pass the script with --policy", err)
@@ -78,7 +69,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	fmt.Fprintln(out)
 	sb := sandbox.New(sandbox.Limits{})
 	defer sb.Close()
-	res, err := replay.Run(ctx, sb, *lib, rec, source)
+	res, err := replay.Run(ctx, sb, lib, rec, source)
 	if err != nil {
 		if errors.Is(err, replay.ErrNotRecorded) {
 			return 1, err
@@ -104,11 +95,4 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintln(out, "same: the replay retraced the call")
 	return 0, nil
-}
-
-func envOr(getenv func(string) string, name, def string) string {
-	if v := getenv(name); v != "" {
-		return v
-	}
-	return def
 }
