@@ -211,7 +211,7 @@ func (r *Runner) Handle(ctx context.Context, c luaapi.Call) {
 	if err != nil {
 		log.Error("policy unavailable; falling back", "policy", ev.Policy, "err", err)
 		ev.Error, ev.Limit = err.Error(), limitOf(err)
-		r.publish(ctx, "failed", ev)
+		r.finish(ctx, "failed", ev)
 		r.fallback(ctx, ctl, log)
 		return
 	}
@@ -230,7 +230,7 @@ func (r *Runner) Handle(ctx context.Context, c luaapi.Call) {
 	<-started
 	if err == nil {
 		ev.Outcome = "completed"
-		r.publish(ctx, "completed", ev)
+		r.finish(ctx, "completed", ev)
 		return
 	}
 	var se *sandbox.Error
@@ -241,11 +241,11 @@ func (r *Runner) Handle(ctx context.Context, c luaapi.Call) {
 	if !ctl.Ready() {
 		// The caller hung up mid-policy: an ordinary end.
 		ev.Outcome, ev.Limit = "caller_hung_up", ""
-		r.publish(ctx, "completed", ev)
+		r.finish(ctx, "completed", ev)
 		return
 	}
 	log.Error("policy failed; falling back", "policy", ev.Policy, "err", err, "line", ev.Line)
-	r.publish(ctx, "failed", ev)
+	r.finish(ctx, "failed", ev)
 	r.fallback(ctx, ctl, log)
 }
 
@@ -278,25 +278,30 @@ func (r *Runner) fallback(ctx context.Context, ctl luaapi.CallControl, log *slog
 	}
 }
 
-func (r *Runner) publish(ctx context.Context, what string, ev RunEvent) {
-	if r.cfg.Finished != nil && what != "started" {
+// finish reports a run's end (what: completed or failed) to Finished and
+// as its event.
+func (r *Runner) finish(ctx context.Context, what string, ev RunEvent) {
+	if r.cfg.Finished != nil {
 		outcome := ev.Outcome
 		if what == "failed" {
 			outcome = "failed"
 		}
 		r.cfg.Finished(ev, outcome, time.Duration(ev.DurationMS)*time.Millisecond)
 	}
+	r.publish(ctx, what, ev)
+}
+
+func (r *Runner) publish(ctx context.Context, what string, ev RunEvent) {
 	if r.cfg.Publish == nil {
 		return
 	}
-	callID, data := ev.CallID, ev
-	env, err := events.New(callID+".policy."+what, "switchyard/policy-runner/"+r.cfg.Instance, "policy."+what, "policies."+callID+"."+what, callID, data)
+	env, err := events.New(ev.CallID+".policy."+what, "switchyard/policy-runner/"+r.cfg.Instance, "policy."+what, "policies."+ev.CallID+"."+what, ev.CallID, ev)
 	if err != nil {
 		return
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := r.cfg.Publish(pctx, env.Subject, env); err != nil {
-		r.cfg.Logger.Warn("cannot publish policy event", "type", env.Type, "callid", callID, "err", err)
+		r.cfg.Logger.Warn("cannot publish policy event", "type", env.Type, "callid", ev.CallID, "err", err)
 	}
 }

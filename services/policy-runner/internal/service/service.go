@@ -104,56 +104,53 @@ func (c *Config) routes() ([]app.Route, error) {
 
 // Service is a running policy-runner.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	runner  *app.Runner
-	sb      *sandbox.Sandbox
-	adminLn net.Listener
-	httpSrv *http.Server
-	ready   atomic.Bool
-	running sync.WaitGroup
-	active  atomic.Int64
-	routes  []app.Route
-	store   *switchStore
-	kv      *policystore.KV
-	rt      atomic.Pointer[policystore.Routes]
-	state   atomic.Pointer[tenantstate.Store]
-	sched   *schedulefile.File
-	core    *coreapi.Store
-	metrics *metrics.Metrics
-	seen    recentCalls
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	runner   *app.Runner
+	sb       *sandbox.Sandbox
+	adminLn  net.Listener
+	httpSrv  *http.Server
+	ready    atomic.Bool
+	running  sync.WaitGroup
+	active   atomic.Int64
+	routes   []app.Route
+	store    *switchStore
+	kv       *policystore.KV
+	rt       atomic.Pointer[policystore.Routes]
+	state    atomic.Pointer[tenantstate.Store]
+	sched    *schedulefile.File
+	core     *coreapi.Store
+	metrics  *metrics.Metrics
+	seen     recentCalls
+	policies atomic.Pointer[jetstream.Stream] // the POLICIES stream, for alreadyRan
 }
 
 // recentCalls remembers the calls this instance started a policy for in
-// the last 15 minutes (JetStream's de-duplication window is 10).
+// the last 10 to 20 minutes (JetStream's de-duplication window is 10): two
+// generations, the older dropped whole every ten minutes, so remembering
+// costs no sweep.
 type recentCalls struct {
-	mu    sync.Mutex
-	at    map[string]time.Time
-	prune time.Time
+	mu        sync.Mutex
+	cur, prev map[string]struct{}
+	rotated   time.Time
 }
 
 // add records id and reports whether it was already there.
 func (r *recentCalls) add(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	if r.at == nil {
-		r.at = map[string]time.Time{}
+	if now := time.Now(); r.cur == nil || now.Sub(r.rotated) > 10*time.Minute {
+		r.prev, r.cur, r.rotated = r.cur, map[string]struct{}{}, now
 	}
-	if now.Sub(r.prune) > time.Minute {
-		for k, t := range r.at {
-			if now.Sub(t) > 15*time.Minute {
-				delete(r.at, k)
-			}
-		}
-		r.prune = now
-	}
-	if _, ok := r.at[id]; ok {
+	if _, ok := r.cur[id]; ok {
 		return true
 	}
-	r.at[id] = now
+	if _, ok := r.prev[id]; ok {
+		return true
+	}
+	r.cur[id] = struct{}{}
 	return false
 }
 
@@ -394,14 +391,16 @@ func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error)
 			return
 		}
 		m.Ack()
-		if s.alreadyRan(m, call.CallID) {
-			return
-		}
 		s.running.Add(1)
 		s.active.Add(1)
 		go func() {
 			defer s.running.Done()
 			defer s.active.Add(-1)
+			// Checked here, not in the callback: a look-up in POLICIES
+			// must not hold up the deliveries behind it.
+			if s.alreadyRan(m, call.CallID) {
+				return
+			}
 			s.runner.Handle(runCtx, call)
 		}()
 	})
@@ -431,11 +430,16 @@ func (s *Service) alreadyRan(m jetstream.Msg, callID string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	stream, err := s.js.Stream(ctx, "POLICIES")
-	if err != nil {
-		return false
+	stream := s.policies.Load()
+	if stream == nil {
+		st, err := s.js.Stream(ctx, "POLICIES")
+		if err != nil {
+			return false
+		}
+		s.policies.Store(&st)
+		stream = &st
 	}
-	if _, err := stream.GetLastMsgForSubject(ctx, "policies."+callID+".started"); err == nil {
+	if _, err := (*stream).GetLastMsgForSubject(ctx, "policies."+callID+".started"); err == nil {
 		s.log.Warn("call.started delivered again for a call whose policy already ran; skipped", "callid", callID, "delivered", md.NumDelivered)
 		return true
 	}

@@ -216,9 +216,11 @@ func TestRunnerSurvivesNATSRestart(t *testing.T) {
 	publishStarted(t, js, "before-restart", nil)
 	expect("before-restart")
 	nc.Close()
-	// A restart can lose the consumer's last acknowledgements, and this
-	// package's earlier calls come back, to this new instance. Older than
-	// freshStarted, they are checked against POLICIES and not run again.
+	// A restart can lose the consumer's last acknowledgements and bring
+	// this package's earlier calls back to this new instance (it happens
+	// only some of the time). Older than freshStarted, they are checked
+	// against POLICIES and not run again: were one run, expect would see
+	// its id instead of after-restart.
 	time.Sleep(freshStarted + 100*time.Millisecond)
 	if err := infra.NATS.Restart(context.Background()); err != nil {
 		t.Fatal(err)
@@ -287,5 +289,50 @@ func TestTwoInstancesRunEachCallOnce(t *testing.T) {
 	}
 	if len(outputs) != 1 || !outputs["UP (status)"] {
 		t.Errorf("freeswitch.API() outputs: %v", outputs)
+	}
+}
+
+// A call.started that reaches the instance that already ran the call — a
+// redelivery whose acknowledgement was lost looks like a first delivery,
+// here made by storing the event again under another id — does not run the
+// policy twice.
+func TestRedeliveredStartedRunsOnce(t *testing.T) {
+	runner(t, map[string]string{"default": `call.set("ran", "yes")`}, nil)
+	nc, _ := nats.Connect(infra.NATS.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ran := make(chan string, 4)
+	answerAll(t, nc, func(id string, cmd map[string]any) {
+		if cmd["name"] == "ran" {
+			ran <- id
+		}
+	})
+	id := fmt.Sprintf("again-%d", time.Now().UnixNano())
+	publishStarted(t, js, id, nil)
+	again, err := events.New(id+".started.again", "switchyard/esl-gateway/test", "call.started", "calls."+id+".started", id,
+		map[string]any{"call_id": id, "destination_number": "8084"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(context.Background(), js, again.Subject, again); err != nil {
+		t.Fatal(err)
+	}
+	publishStarted(t, js, id+"-next", nil) // a later call still runs
+	var got []string
+	for len(got) < 2 {
+		select {
+		case r := <-ran:
+			got = append(got, r)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("runs: %v", got)
+		}
+	}
+	select {
+	case r := <-ran:
+		got = append(got, r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if strings.Join(got, " ") != id+" "+id+"-next" {
+		t.Fatalf("runs %v, want %s once and then %s-next", got, id, id)
 	}
 }
