@@ -95,8 +95,8 @@ func TestCallsRunTheirPolicies(t *testing.T) {
 		fssim.SocketRoute(`^8084$`, gw.socket, false, "switchyard_policy=default"),
 		fssim.SocketRoute(`^5555$`, gw.socket, false, "switchyard_policy=no_such_policy"),
 		fssim.SocketRoute(`^7000$`, gw.socket, false),
-		{Name: "operator", Match: mustRE(`^operator$`), Actions: []fssim.Action{{App: "set", Data: "reached=operator"}, {App: "park"}}},
-		{Name: "support", Match: mustRE(`^support$`), Actions: []fssim.Action{{App: "set", Data: "reached=support"}, {App: "park"}}},
+		reachedRoute("operator"),
+		reachedRoute("support"),
 	})
 	nc, _ := nats.Connect(natsSrv.URL())
 	defer nc.Close()
@@ -137,6 +137,31 @@ func TestCallsRunTheirPolicies(t *testing.T) {
 
 func mustRE(s string) *regexp.Regexp { return regexp.MustCompile(s) }
 
+// reachedRoute is an extension a policy sends callers to: the call is
+// marked reached=<ext> and parked.
+func reachedRoute(ext string) fssim.Route {
+	return fssim.Route{Name: ext, Match: mustRE("^" + ext + "$"), Actions: []fssim.Action{{App: "set", Data: "reached=" + ext}, {App: "park"}}}
+}
+
+// reached places a call and returns the extension its policy sent it to
+// ("" if none within 10 s); the call is hung up after.
+func reached(t *testing.T, sim *fssim.Sim, spec fssim.CallSpec) string {
+	t.Helper()
+	call, err := sim.PlaceCall(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { call.Hangup(""); <-call.Ended }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if v, ok := call.Var("reached"); ok {
+			return v
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ""
+}
+
 func prREST(t *testing.T, base, method, path, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -162,24 +187,10 @@ func TestPolicyVersionsTakeEffectWithoutRestart(t *testing.T) {
 	base := startPolicyRunner(t, natsSrv.URL())
 	sim.SetDialplan([]fssim.Route{
 		fssim.SocketRoute(`^8084$`, gw.socket, false, "switchyard_policy=default"),
-		{Name: "operator", Match: mustRE(`^operator$`), Actions: []fssim.Action{{App: "set", Data: "reached=operator"}, {App: "park"}}},
-		{Name: "support", Match: mustRE(`^support$`), Actions: []fssim.Action{{App: "set", Data: "reached=support"}, {App: "park"}}},
+		reachedRoute("operator"),
+		reachedRoute("support"),
 	})
-	reach := func() string {
-		call, err := sim.PlaceCall(context.Background(), fssim.CallSpec{Destination: "8084", CallerIDNumber: "1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { call.Hangup(""); <-call.Ended }()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if v, ok := call.Var("reached"); ok {
-				return v
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return ""
-	}
+	reach := func() string { return reached(t, sim, fssim.CallSpec{Destination: "8084", CallerIDNumber: "1"}) }
 	if got := reach(); got != "operator" {
 		t.Fatalf("seeded default policy sent the caller to %q", got)
 	}

@@ -30,8 +30,8 @@ func TestReplayRetracesARealCall(t *testing.T) {
 	startPolicyRunner(t, natsSrv.URL())
 	sim.SetDialplan([]fssim.Route{
 		fssim.SocketRoute(`^8084$`, gw.socket, false, "switchyard_policy=ivr_menu"),
-		{Name: "support", Match: mustRE(`^support$`), Actions: []fssim.Action{{App: "set", Data: "reached=support"}, {App: "park"}}},
-		{Name: "sales", Match: mustRE(`^sales$`), Actions: []fssim.Action{{App: "set", Data: "reached=sales"}, {App: "park"}}},
+		reachedRoute("support"),
+		reachedRoute("sales"),
 	})
 	call, err := sim.PlaceCall(context.Background(), fssim.CallSpec{Destination: "8084", CallerIDNumber: "+441234567890", Digits: "2", DigitsAfter: 10 * time.Millisecond})
 	if err != nil {
@@ -100,23 +100,11 @@ func TestRouteTableOverREST(t *testing.T) {
 	base := startPolicyRunner(t, natsSrv.URL())
 	sim.SetDialplan([]fssim.Route{
 		fssim.SocketRoute(`^(44\d+)$`, gw.socket, false),
-		{Name: "operator", Match: mustRE(`^operator$`), Actions: []fssim.Action{{App: "set", Data: "reached=operator"}, {App: "park"}}},
-		{Name: "support", Match: mustRE(`^support$`), Actions: []fssim.Action{{App: "set", Data: "reached=support"}, {App: "park"}}},
+		reachedRoute("operator"),
+		reachedRoute("support"),
 	})
 	reach := func(dest string) string {
-		call, err := sim.PlaceCall(context.Background(), fssim.CallSpec{Destination: dest, CallerIDNumber: "1", Digits: "2", DigitsAfter: 10 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { call.Hangup(""); <-call.Ended }()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if v, ok := call.Var("reached"); ok {
-				return v
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return ""
+		return reached(t, sim, fssim.CallSpec{Destination: dest, CallerIDNumber: "1", Digits: "2", DigitsAfter: 10 * time.Millisecond})
 	}
 	code, out := prREST(t, base, "GET", "/v1/routes", "")
 	if routes, _ := out["routes"].([]any); code != 200 || len(routes) != 1 {

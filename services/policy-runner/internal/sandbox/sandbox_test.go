@@ -22,43 +22,69 @@ func testLimits() Limits {
 	return Limits{Slice: 100 * time.Millisecond, MaxHeapBytes: sample[0].Value.Uint64() + 256<<20}
 }
 
-// Every script in testdata/hostile is contained: it ends with the limit its
-// first line names ("-- want: cpu_slice", "memory|cpu_slice", or
-// "ok:<text the script returns>"), and the sandbox goes on working.
-func TestHostileScriptsAreContained(t *testing.T) {
+// hostile is a script of testdata/hostile and how it must end: its first
+// line names the limit ("-- want: cpu_slice", "memory|cpu_slice") or what
+// it returns ("ok:<text>").
+type hostile struct {
+	name, want string
+	prog       *Program
+}
+
+func hostileScripts(t *testing.T) []hostile {
+	t.Helper()
 	files, _ := filepath.Glob("testdata/hostile/*.lua")
 	if len(files) < 25 {
 		t.Fatalf("%d hostile scripts, want at least 25", len(files))
 	}
+	var out []hostile
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".lua")
+		src, _ := os.ReadFile(f)
+		first, _, _ := strings.Cut(string(src), "\n")
+		prog, err := Compile(name, string(src), Limits{})
+		if err != nil {
+			t.Fatalf("compile %s: %v", name, err)
+		}
+		out = append(out, hostile{name, strings.TrimSpace(strings.TrimPrefix(first, "-- want:")), prog})
+	}
+	return out
+}
+
+// check fails t unless a run that returned first (when returned) and err
+// ended as h wants.
+func (h hostile) check(t *testing.T, first string, returned bool, err error) {
+	t.Helper()
+	if text, ok := strings.CutPrefix(h.want, "ok:"); ok {
+		if err != nil || !returned || !strings.Contains(first, text) {
+			t.Fatalf("want it to return %q, got %q %v", text, first, err)
+		}
+		return
+	}
+	var se *Error
+	if !errors.As(err, &se) {
+		t.Fatalf("want a sandbox error %s, got %v (%q)", h.want, err, first)
+	}
+	if !contains(strings.Split(h.want, "|"), se.Limit) {
+		t.Fatalf("stopped by %s (%s), want %s", se.Limit, se.Message, h.want)
+	}
+}
+
+// Every script in testdata/hostile is contained: it ends as its first line
+// says, and the sandbox goes on working.
+func TestHostileScriptsAreContained(t *testing.T) {
 	before := runtime.NumGoroutine()
 	sb := New(testLimits())
 	defer sb.Close()
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".lua")
-		t.Run(name, func(t *testing.T) {
-			src, _ := os.ReadFile(f)
-			first, _, _ := strings.Cut(string(src), "\n")
-			want := strings.TrimSpace(strings.TrimPrefix(first, "-- want:"))
-			prog, err := Compile(name, string(src), Limits{})
-			if err != nil {
-				t.Fatalf("compile: %v", err)
-			}
+	for _, h := range hostileScripts(t) {
+		t.Run(h.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			out, err := sb.Run(ctx, prog, Env{LibDir: "testdata/lib"})
-			if text, ok := strings.CutPrefix(want, "ok:"); ok {
-				if err != nil || len(out) == 0 || !strings.Contains(out[0].String(), text) {
-					t.Fatalf("want it to return %q, got %v %v", text, out, err)
-				}
-				return
+			out, err := sb.Run(ctx, h.prog, Env{LibDir: "testdata/lib"})
+			first := ""
+			if len(out) > 0 {
+				first = out[0].String()
 			}
-			var se *Error
-			if !errors.As(err, &se) {
-				t.Fatalf("want a sandbox error %s, got %v (%v)", want, err, out)
-			}
-			if !contains(strings.Split(want, "|"), se.Limit) {
-				t.Fatalf("stopped by %s (%s), want %s", se.Limit, se.Message, want)
-			}
+			h.check(t, first, len(out) > 0, err)
 		})
 	}
 	// Nothing of the hostile runs is left running.
