@@ -1,0 +1,111 @@
+// Package gateway reaches FreeSWITCH through the esl-gateway: api commands
+// on a node (fs.<node>.api) and commands on a caller's channel
+// (callctl.<uuid>), both NATS request-reply (docs/events.md).
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Error is a command FreeSWITCH or the gateway refused.
+type Error struct {
+	Code    string // command_failed, call_gone, timeout, unknown_node, …
+	Message string
+	Cause   string // the hang-up cause of a failed originate: NO_ANSWER, USER_BUSY, …
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// CauseOf is the hang-up cause carried by err ("" when none).
+func CauseOf(err error) string {
+	var ge *Error
+	if errors.As(err, &ge) {
+		if ge.Cause != "" {
+			return ge.Cause
+		}
+		if c, ok := strings.CutPrefix(strings.TrimSpace(ge.Message), "-ERR "); ok {
+			return strings.Fields(c + " ")[0]
+		}
+	}
+	return ""
+}
+
+// NATS is the gateway over a NATS connection.
+type NATS struct{ nc *nats.Conn }
+
+// New returns the gateway client.
+func New(nc *nats.Conn) *NATS { return &NATS{nc: nc} }
+
+// API runs command on node; background runs it as bgapi (an originate
+// waits for the far end without holding the node's connection).
+func (g *NATS) API(ctx context.Context, node, command string, background bool, timeout time.Duration) (string, error) {
+	body, _ := json.Marshal(map[string]any{"command": command, "background": background, "timeout_ms": timeout.Milliseconds()})
+	rctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	msg, err := g.nc.RequestWithContext(rctx, "fs."+node+".api", body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return "", &Error{Code: "node_unavailable", Message: "no esl-gateway serves node " + node}
+	}
+	if err != nil {
+		return "", fmt.Errorf("api %q on %s: %w", firstWord(command), node, err)
+	}
+	var r struct {
+		Output string `json:"output"`
+		Error  *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Cause   string `json:"cause"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return "", fmt.Errorf("api %q on %s: unreadable reply: %w", firstWord(command), node, err)
+	}
+	if r.Error != nil {
+		return "", &Error{Code: r.Error.Code, Message: r.Error.Message, Cause: r.Error.Cause}
+	}
+	return r.Output, nil
+}
+
+// Call runs one callctl operation on a caller's channel ("execute" with
+// app and arg, "break", "hangup") and waits for its reply.
+func (g *NATS) Call(ctx context.Context, callID, op, app, arg string, timeout time.Duration) error {
+	body, _ := json.Marshal(map[string]any{"op": op, "app": app, "arg": arg, "timeout_ms": timeout.Milliseconds()})
+	rctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	msg, err := g.nc.RequestWithContext(rctx, "callctl."+callID, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return &Error{Code: "call_gone", Message: "no gateway holds call " + callID}
+	}
+	if err != nil {
+		return fmt.Errorf("callctl %s on %s: %w", op, callID, err)
+	}
+	var r struct {
+		OK    bool `json:"ok"`
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return fmt.Errorf("callctl %s on %s: unreadable reply: %w", op, callID, err)
+	}
+	if !r.OK && r.Error != nil {
+		return &Error{Code: r.Error.Code, Message: r.Error.Message}
+	}
+	return nil
+}
+
+func firstWord(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}

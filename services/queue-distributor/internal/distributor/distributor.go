@@ -1,0 +1,435 @@
+// Package distributor is the queue-distributor's behaviour: commands on
+// queues and agents become events; events become projection state; a
+// change that can make an offer (an agent becomes ready, a caller joins)
+// triggers a decision at once; offers ring agents through the gateway and
+// bridge the first to answer.
+package distributor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
+)
+
+// Gateway is what the distributor needs of FreeSWITCH.
+type Gateway interface {
+	API(ctx context.Context, node, command string, background bool, timeout time.Duration) (string, error)
+	Call(ctx context.Context, callID, op, app, arg string, timeout time.Duration) error
+}
+
+// Notifier tells a waiting caller side (queue.enqueue) its outcome and
+// the other instances that an offer must stop.
+type Notifier interface {
+	Outcome(callID string, o Outcome)
+	CancelOffer(callID string)
+}
+
+// Outcome is what queue.enqueue returns.
+type Outcome struct {
+	Outcome     string  `json:"outcome"`
+	Queue       string  `json:"queue"`
+	Agent       string  `json:"agent,omitempty"`
+	WaitSeconds float64 `json:"wait_seconds"`
+	Digit       string  `json:"digit,omitempty"`
+	Target      string  `json:"target,omitempty"`
+	Reason      string  `json:"reason,omitempty"`
+}
+
+// Config wires a Distributor.
+type Config struct {
+	Instance string
+	Log      *eventlog.Log
+	Store    *projection.Store
+	Gateway  Gateway
+	Notify   Notifier
+	Logger   *slog.Logger
+	// Offered is called when an originate goes out (for metrics and the
+	// latency benchmark): the time the decision was triggered.
+	Offered func(trigger time.Time)
+}
+
+// Distributor runs the queues.
+type Distributor struct {
+	cfg   Config
+	log   *slog.Logger
+	kickC chan kick
+
+	mu      sync.Mutex
+	offers  map[string]*offerRun // by call id, offers this instance runs
+	running sync.WaitGroup
+	wakeC   chan struct{}
+
+	suspects map[string]bool // offers seen orphaned on the last recovery pass (Timers' goroutine only)
+}
+
+type kick struct {
+	queue string
+	at    time.Time
+}
+
+// New builds a Distributor; Run starts its workers.
+func New(cfg Config) *Distributor {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Distributor{cfg: cfg, log: cfg.Logger, kickC: make(chan kick, 4096), offers: map[string]*offerRun{}, wakeC: make(chan struct{}, 1)}
+}
+
+func now() time.Time { return time.Now() }
+
+// Kick asks for a decision in queue now.
+func (d *Distributor) Kick(queue string) { d.kickAt(queue, now()) }
+
+func (d *Distributor) kickAt(queue string, at time.Time) {
+	select {
+	case d.kickC <- kick{queue, at}:
+	default:
+		// Full: a decision pass over every queue is already due (Run
+		// sweeps them all when the channel overflows).
+		d.log.Warn("decision queue full; queue will be looked at by the next sweep", "queue", queue)
+	}
+}
+
+// Run decides offers until ctx ends, then waits for running offers to
+// reach a safe point (their events stored).
+func (d *Distributor) Run(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case k := <-d.kickC:
+					d.decideAll(ctx, k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Wait waits for running offers (after Run returned).
+func (d *Distributor) Wait() { d.running.Wait() }
+
+// decideAll makes every offer queue can make now.
+func (d *Distributor) decideAll(ctx context.Context, k kick) {
+	for ctx.Err() == nil {
+		offerID := newID()
+		o, err := d.cfg.Store.Decide(ctx, k.queue, d.cfg.Instance, offerID, "", now())
+		if err != nil {
+			d.log.Error("cannot decide offers", "queue", k.queue, "err", err)
+			return
+		}
+		if o == nil {
+			return
+		}
+		d.startOffer(ctx, o, k.at)
+	}
+}
+
+// apply stores an appended event in the projection at once (the
+// follower would too, a moment later) and kicks the queues it made
+// offerable. When an earlier event is not applied yet, it waits for the
+// follower to catch up.
+func (d *Distributor) apply(ctx context.Context, a eventlog.Appended) (projection.ApplyResult, error) {
+	at := now()
+	for {
+		r, err := d.cfg.Store.Apply(ctx, a.Event, true)
+		if err != nil {
+			return r, err
+		}
+		if r.Status != projection.Gap {
+			if r.Status == projection.Applied || r.Status == projection.Ignored {
+				for _, q := range r.Queues {
+					d.kickAt(q, at)
+				}
+			}
+			return r, nil
+		}
+		if time.Since(at) > 10*time.Second {
+			return r, fmt.Errorf("the projection is behind %s #%d: is the follower running?", a.Event.Stream, a.Event.Seq)
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// Applied is the follower's hook: an event the consumer applied.
+func (d *Distributor) Applied(r projection.ApplyResult) {
+	if r.Status == projection.Applied || r.Status == projection.Ignored {
+		for _, q := range r.Queues {
+			d.Kick(q)
+		}
+	}
+}
+
+// append stores one event and applies it.
+func (d *Distributor) append(ctx context.Context, eventID, typ, id, callID string, data any, expect int64) (projection.ApplyResult, error) {
+	a, err := d.cfg.Log.Append(ctx, eventID, typ, id, callID, data, expect)
+	if err != nil {
+		return projection.ApplyResult{}, err
+	}
+	return d.apply(ctx, a)
+}
+
+// catchUp waits until the projection holds everything stream had when
+// called: after a version conflict the projection may simply be behind.
+func (d *Distributor) catchUp(ctx context.Context, stream string) error {
+	last, err := d.cfg.Log.Last(ctx, stream)
+	if err != nil {
+		return err
+	}
+	deadline := now().Add(5 * time.Second)
+	for {
+		got, err := d.cfg.Store.LastApplied(ctx, stream)
+		if err != nil {
+			return err
+		}
+		if got >= last {
+			return nil
+		}
+		if now().After(deadline) {
+			return fmt.Errorf("the projection is at %s #%d of #%d", stream, got, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// change appends an event decided from the aggregate's current version,
+// retrying when another writer got there first.
+func (d *Distributor) change(ctx context.Context, typ, id string, version func() (int64, error), data func() (any, error)) (projection.ApplyResult, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := version()
+		if err != nil {
+			return projection.ApplyResult{}, err
+		}
+		payload, err := data()
+		if err != nil {
+			return projection.ApplyResult{}, err
+		}
+		r, err := d.append(ctx, "", typ, id, "", payload, v)
+		if !errors.Is(err, eventlog.ErrConflict) || attempt == 3 {
+			return r, err
+		}
+		if err := d.catchUp(ctx, domain.Stream(typ)); err != nil {
+			return r, err
+		}
+	}
+}
+
+// Errors the REST layer maps to statuses.
+var (
+	ErrNotFound = projection.ErrNotFound
+	ErrExists   = errors.New("already exists")
+	ErrInUse    = errors.New("in use")
+	// ErrNoAgents: nobody is logged in to the queue, so nobody would
+	// answer; the caller is not queued.
+	ErrNoAgents = errors.New("no agent is logged in to the queue")
+)
+
+func (d *Distributor) queueVersion(ctx context.Context, name string) (int64, error) {
+	q, err := d.cfg.Store.Queue(ctx, name)
+	if errors.Is(err, projection.ErrNotFound) {
+		return 0, nil
+	}
+	return int64(q.Version), err
+}
+
+func (d *Distributor) agentVersion(ctx context.Context, id string) (int64, error) {
+	a, err := d.cfg.Store.Agent(ctx, id)
+	if errors.Is(err, projection.ErrNotFound) {
+		return 0, nil
+	}
+	return int64(a.Version), err
+}
+
+// PutQueue creates or replaces a queue's configuration.
+func (d *Distributor) PutQueue(ctx context.Context, q domain.Queue) (created bool, err error) {
+	if err := q.Validate(); err != nil {
+		return false, err
+	}
+	_, err = d.change(ctx, domain.QueueCreated, q.Name, func() (int64, error) {
+		v, err := d.queueVersion(ctx, q.Name)
+		created = v == 0
+		return v, err
+	}, func() (any, error) { return domain.QueueData{Queue: q}, nil })
+	if err != nil {
+		return false, err
+	}
+	if !created {
+		// queue.created and queue.updated apply alike; the type tells
+		// the log's readers which it was.
+		return false, nil
+	}
+	return true, nil
+}
+
+// DeleteQueue deletes a queue without members.
+func (d *Distributor) DeleteQueue(ctx context.Context, name string) error {
+	members, err := d.cfg.Store.Members(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(members) > 0 {
+		return fmt.Errorf("queue %s has %d callers: %w", name, len(members), ErrInUse)
+	}
+	_, err = d.change(ctx, domain.QueueDeleted, name, func() (int64, error) {
+		v, err := d.queueVersion(ctx, name)
+		if err == nil && v == 0 {
+			return 0, fmt.Errorf("queue %s: %w", name, ErrNotFound)
+		}
+		return v, err
+	}, func() (any, error) { return struct{}{}, nil })
+	return err
+}
+
+// SetTier puts an agent in a queue.
+func (d *Distributor) SetTier(ctx context.Context, t domain.Tier) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if _, err := d.cfg.Store.Agent(ctx, t.Agent); err != nil {
+		return err
+	}
+	_, err := d.change(ctx, domain.TierSet, t.Queue, func() (int64, error) {
+		v, err := d.queueVersion(ctx, t.Queue)
+		if err == nil && v == 0 {
+			return 0, fmt.Errorf("queue %s: %w", t.Queue, ErrNotFound)
+		}
+		return v, err
+	}, func() (any, error) { return domain.TierData{Agent: t.Agent, Level: t.Level, Position: t.Position}, nil })
+	return err
+}
+
+// RemoveTier takes an agent out of a queue.
+func (d *Distributor) RemoveTier(ctx context.Context, queue, agent string) error {
+	_, err := d.change(ctx, domain.TierRemoved, queue, func() (int64, error) {
+		v, err := d.queueVersion(ctx, queue)
+		if err == nil && v == 0 {
+			return 0, fmt.Errorf("queue %s: %w", queue, ErrNotFound)
+		}
+		return v, err
+	}, func() (any, error) { return domain.TierData{Agent: agent}, nil })
+	return err
+}
+
+// PutAgent creates or replaces an agent's configuration.
+func (d *Distributor) PutAgent(ctx context.Context, a domain.Agent) (created bool, err error) {
+	if err := a.Validate(); err != nil {
+		return false, err
+	}
+	typ := domain.AgentCreated
+	_, err = d.change(ctx, typ, a.ID, func() (int64, error) {
+		v, err := d.agentVersion(ctx, a.ID)
+		created = v == 0
+		return v, err
+	}, func() (any, error) { return domain.AgentData{Agent: a}, nil })
+	return created, err
+}
+
+// DeleteAgent deletes an agent that is not in a call.
+func (d *Distributor) DeleteAgent(ctx context.Context, id string) error {
+	_, err := d.change(ctx, domain.AgentDeleted, id, func() (int64, error) {
+		a, err := d.cfg.Store.Agent(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if a.State == domain.StateOffered || a.State == domain.StateInCall {
+			return 0, fmt.Errorf("agent %s is %s: %w", id, a.State, ErrInUse)
+		}
+		return int64(a.Version), nil
+	}, func() (any, error) { return struct{}{}, nil })
+	return err
+}
+
+// SetStatus logs an agent in or out or puts it on a break.
+func (d *Distributor) SetStatus(ctx context.Context, id, status, reason string) error {
+	switch status {
+	case domain.StatusAvailable, domain.StatusOnBreak, domain.StatusLoggedOut:
+	default:
+		return &domain.FieldError{Field: "status", Problem: fmt.Sprintf("%q: want available, on_break or logged_out", status)}
+	}
+	_, err := d.change(ctx, domain.AgentStatusChanged, id, func() (int64, error) {
+		a, err := d.cfg.Store.Agent(ctx, id)
+		return int64(a.Version), err
+	}, func() (any, error) {
+		return domain.StatusData{Status: status, Reason: reason, At: now().UnixMilli()}, nil
+	})
+	return err
+}
+
+// Join puts a call in a queue (idempotent: joining again is a no-op
+// that returns the member as it is).
+func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.MemberView, error) {
+	if err := m.Validate(); err != nil {
+		return projection.MemberView{}, err
+	}
+	if cur, err := d.cfg.Store.Member(ctx, m.CallID); err == nil {
+		return cur, nil
+	}
+	q, err := d.cfg.Store.Queue(ctx, m.Queue)
+	if err != nil {
+		return projection.MemberView{}, err
+	}
+	if m.JoinedAt == 0 {
+		m.JoinedAt = now().UnixMilli()
+	}
+	if m.MaxWait == 0 {
+		m.MaxWait = q.MaxWaitSeconds
+	}
+	if st, ok, err := d.cfg.Store.Stats(ctx, m.Queue, now(), time.Minute); err == nil && ok && st.Agents["available"]+st.Agents["on_break"] == 0 {
+		return projection.MemberView{}, fmt.Errorf("queue %s: %w", m.Queue, ErrNoAgents)
+	}
+	if _, err := d.append(ctx, "join-"+m.CallID, domain.MemberJoined, m.Queue, m.CallID, domain.MemberData{Member: m}, eventlog.Any); err != nil {
+		return projection.MemberView{}, err
+	}
+	if q.MOHSound != "" {
+		go func() {
+			// The caller hears music until an agent answers or it leaves;
+			// the reply comes when the playback ends, which may be never.
+			if err := d.cfg.Gateway.Call(context.Background(), m.CallID, "execute", "playback", q.MOHSound, time.Hour); err != nil {
+				d.log.Debug("music on hold ended", "callid", m.CallID, "err", err)
+			}
+		}()
+	}
+	return d.cfg.Store.Member(ctx, m.CallID)
+}
+
+// finishMember ends a member's time in its queue with typ (abandoned or
+// exited) and tells its caller side.
+func (d *Distributor) finishMember(ctx context.Context, m projection.MemberView, typ string, data domain.MemberEndData, out Outcome) error {
+	data.CallID, data.WaitMS, data.At = m.CallID, now().UnixMilli()-m.JoinedAt, now().UnixMilli()
+	if _, err := d.append(ctx, typ+"-"+m.CallID, typ, m.Queue, m.CallID, data, eventlog.Any); err != nil {
+		return err
+	}
+	out.Queue, out.WaitSeconds = m.Queue, float64(data.WaitMS)/1000
+	d.cfg.Notify.Outcome(m.CallID, out)
+	return nil
+}
+
+func newID() string {
+	var b [16]byte
+	randRead(b[:])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// rawJSON marshals v for logs.
+func rawJSON(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -1,0 +1,315 @@
+package distributor
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/adapters/gateway"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
+)
+
+func randRead(b []byte) { _, _ = rand.Read(b) }
+
+// offerRun is one member's offer, run by the instance that decided it.
+type offerRun struct {
+	id     string
+	queue  string
+	member domain.Member
+	cancel context.CancelFunc
+	reason string // why it was cancelled: caller_gone, exit_key, timeout
+
+	mu     sync.Mutex
+	legs   map[string]string // agent → leg uuid
+	winner string
+}
+
+func (o *offerRun) stop(reason string) {
+	o.mu.Lock()
+	if o.reason == "" {
+		o.reason = reason
+	}
+	o.mu.Unlock()
+	o.cancel()
+}
+
+// ringResult is how one agent's originate ended.
+type ringResult struct {
+	agent domain.Agent
+	leg   string
+	err   error
+}
+
+// startOffer stores the reservation's events and rings the agents.
+func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigger time.Time) {
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	run := &offerRun{id: o.ID, queue: o.Queue, member: o.Member, cancel: cancel, legs: map[string]string{}}
+	d.mu.Lock()
+	if old := d.offers[o.Member.CallID]; old != nil {
+		d.mu.Unlock()
+		// Cannot happen while the projection holds the member as
+		// offered; refuse rather than ring twice.
+		d.log.Error("member already has a running offer here; releasing the new one", "callid", o.Member.CallID)
+		d.release(ctx, o, true, agentIDs(o.Agents))
+		cancel()
+		return
+	}
+	d.offers[o.Member.CallID] = run
+	d.mu.Unlock()
+	d.running.Add(1)
+	go func() {
+		defer d.running.Done()
+		defer cancel()
+		defer func() { d.mu.Lock(); delete(d.offers, o.Member.CallID); d.mu.Unlock() }()
+		d.runOffer(octx, run, o, trigger)
+	}()
+}
+
+func agentIDs(as []projection.OfferedAgent) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Agent.ID
+	}
+	return out
+}
+
+func (d *Distributor) release(ctx context.Context, o *projection.Offer, member bool, agents []string) {
+	if err := d.cfg.Store.Release(context.WithoutCancel(ctx), o.Queue, o.Member.CallID, o.ID, member, agents, now()); err != nil {
+		d.log.Error("cannot release a reservation", "callid", o.Member.CallID, "offer", o.ID, "err", err)
+	}
+}
+
+// claim stores the agent.state.changed(offered) events of a reservation;
+// agents whose event could not be stored (changed concurrently) are
+// released. It returns the agents now offered.
+func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Offer) []domain.Agent {
+	var got []domain.Agent
+	var lost []string
+	for _, a := range o.Agents {
+		leg := newID()
+		data := domain.StateData{State: domain.StateOffered, CallID: o.Member.CallID, Queue: o.Queue, OfferID: o.ID, Leg: leg, Owner: d.cfg.Instance, Node: o.Member.Node, At: now().UnixMilli()}
+		if _, err := d.cfg.Log.Append(ctx, o.ID+"-offered-"+a.Agent.ID, domain.AgentStateChanged, a.Agent.ID, o.Member.CallID, data, int64(a.Version)); err != nil {
+			d.log.Warn("agent changed while being offered; not ringing it", "agent", a.Agent.ID, "callid", o.Member.CallID, "err", err)
+			lost = append(lost, a.Agent.ID)
+			continue
+		}
+		run.mu.Lock()
+		run.legs[a.Agent.ID] = leg
+		run.mu.Unlock()
+		got = append(got, a.Agent)
+	}
+	if len(lost) > 0 {
+		d.release(ctx, o, len(got) == 0, lost)
+	}
+	if len(got) == 0 {
+		return nil
+	}
+	ids := make([]string, len(got))
+	for i, a := range got {
+		ids[i] = a.ID
+	}
+	if _, err := d.cfg.Log.Append(ctx, fmt.Sprintf("%s-member-%s", o.ID, strings.Join(ids, ",")), domain.MemberOffered, o.Queue, o.Member.CallID,
+		domain.OfferData{CallID: o.Member.CallID, OfferID: o.ID, Agents: ids, At: now().UnixMilli()}, eventlog.Any); err != nil {
+		d.log.Error("cannot store queue.member.offered", "callid", o.Member.CallID, "err", err)
+	}
+	return got
+}
+
+func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection.Offer, trigger time.Time) {
+	bg := context.WithoutCancel(ctx)
+	agents := d.claim(bg, run, o)
+	if len(agents) == 0 {
+		d.Kick(o.Queue)
+		return
+	}
+	q, err := d.cfg.Store.Queue(bg, o.Queue)
+	if err != nil {
+		d.log.Error("queue vanished during an offer", "queue", o.Queue, "err", err)
+	}
+	results := make(chan ringResult, 64)
+	ringing := 0
+	ring := func(as []domain.Agent) {
+		for _, a := range as {
+			ringing++
+			run.mu.Lock()
+			leg := run.legs[a.ID]
+			run.mu.Unlock()
+			go func(a domain.Agent) {
+				_, err := d.cfg.Gateway.API(bg, o.Member.Node, originate(a, leg, o), true, time.Duration(a.RingTimeoutSeconds+5)*time.Second)
+				results <- ringResult{agent: a, leg: leg, err: err}
+			}(a)
+		}
+		if d.cfg.Offered != nil {
+			d.cfg.Offered(trigger)
+		}
+	}
+	ring(agents)
+	var more <-chan time.Time
+	if q.Strategy == domain.RingProgressively {
+		more = time.After(time.Duration(q.RingProgressivelyDelaySecs) * time.Second)
+	}
+	var declined []ringResult
+	for ringing > 0 {
+		select {
+		case <-more:
+			more = time.After(time.Duration(q.RingProgressivelyDelaySecs) * time.Second)
+			if next, err := d.cfg.Store.Decide(bg, o.Queue, d.cfg.Instance, o.ID, o.Member.CallID, now()); err == nil && next != nil {
+				ring(d.claim(bg, run, next))
+			}
+			continue
+		case r := <-results:
+			ringing--
+			if r.err != nil {
+				declined = append(declined, r)
+				continue
+			}
+			run.mu.Lock()
+			first := run.winner == ""
+			if first && ctx.Err() == nil {
+				run.winner = r.agent.ID
+			}
+			run.mu.Unlock()
+			if !first || ctx.Err() != nil {
+				// Lost the race, or the caller left: this agent answered
+				// for nothing. Hang the leg up; no penalty.
+				d.hangupLeg(bg, o.Member.Node, r.leg, "LOSE_RACE")
+				declined = append(declined, ringResult{agent: r.agent, leg: r.leg, err: &gateway.Error{Code: "command_failed", Cause: "LOSE_RACE"}})
+				continue
+			}
+			// Stop the others ringing: their originates end ORIGINATOR_CANCEL.
+			run.mu.Lock()
+			for id, leg := range run.legs {
+				if id != r.agent.ID {
+					d.hangupLeg(bg, o.Member.Node, leg, "LOSE_RACE")
+				}
+			}
+			run.mu.Unlock()
+			d.bridge(bg, run, o, r)
+		case <-ctx.Done():
+			// The caller hung up or pressed an exit key: stop every ring.
+			run.mu.Lock()
+			for _, leg := range run.legs {
+				d.hangupLeg(bg, o.Member.Node, leg, "ORIGINATOR_CANCEL")
+			}
+			run.mu.Unlock()
+			ctx = bg // keep collecting results
+		}
+	}
+	for _, r := range declined {
+		d.decline(bg, run, o, r)
+	}
+	run.mu.Lock()
+	answered, reason := run.winner != "", run.reason
+	run.mu.Unlock()
+	if !answered && reason == "" {
+		// Nobody answered: the member waits for the next agent.
+		if _, err := d.cfg.Log.Append(bg, o.ID+"-requeued", domain.MemberRequeued, o.Queue, o.Member.CallID,
+			domain.MemberEndData{CallID: o.Member.CallID, OfferID: o.ID, Reason: "not_answered", At: now().UnixMilli()}, eventlog.Any); err != nil {
+			d.log.Error("cannot requeue a member", "callid", o.Member.CallID, "err", err)
+		}
+	}
+}
+
+// originate is the api command that rings one agent. The leg carries the
+// member and offer so that FreeSWITCH-side tooling (and a restarted
+// distributor) can tell what it is.
+func originate(a domain.Agent, leg string, o *projection.Offer) string {
+	vars := fmt.Sprintf("origination_uuid=%s,originate_timeout=%d,ignore_early_media=true,hangup_after_bridge=true,switchyard_offer=%s,switchyard_member=%s,switchyard_queue=%s,switchyard_agent=%s",
+		leg, a.RingTimeoutSeconds, o.ID, o.Member.CallID, o.Queue, a.ID)
+	if n := dialSafe(o.Member.CallerNumber); n != "" {
+		vars += ",origination_caller_id_number=" + n
+	}
+	if n := dialSafe(o.Member.CallerName); n != "" {
+		vars += ",origination_caller_id_name='" + n + "'"
+	}
+	contact := a.Contact
+	if strings.HasPrefix(contact, "{") {
+		return "originate {" + vars + "," + contact[1:] + " &park()"
+	}
+	return "originate {" + vars + "}" + contact + " &park()"
+}
+
+// dialSafe keeps what can go inside a {var=value} block.
+func dialSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ',' || r == '}' || r == '{' || r == '\'' || r == '[' || r == ']' || r < ' ' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func (d *Distributor) hangupLeg(ctx context.Context, node, leg, cause string) {
+	if _, err := d.cfg.Gateway.API(ctx, node, "uuid_kill "+leg+" "+cause, false, 5*time.Second); err != nil {
+		d.log.Debug("hang up agent leg", "leg", leg, "err", err)
+	}
+}
+
+// bridge connects the caller to the agent who answered.
+func (d *Distributor) bridge(ctx context.Context, run *offerRun, o *projection.Offer, r ringResult) {
+	cid := o.Member.CallID
+	_, err := d.cfg.Gateway.API(ctx, o.Member.Node, "uuid_bridge "+cid+" "+r.leg, false, 10*time.Second)
+	if err != nil {
+		// The caller left between the answer and the bridge.
+		d.log.Info("caller gone before the bridge", "callid", cid, "agent", r.agent.ID, "err", err)
+		d.hangupLeg(ctx, o.Member.Node, r.leg, "ORIGINATOR_CANCEL")
+		run.mu.Lock()
+		run.winner = ""
+		if run.reason == "" {
+			run.reason = "caller_gone"
+		}
+		run.mu.Unlock()
+		d.decline(ctx, run, o, ringResult{agent: r.agent, leg: r.leg, err: &gateway.Error{Code: "command_failed", Cause: "ORIGINATOR_CANCEL"}})
+		d.memberGone(ctx, cid, "bridge failed: "+err.Error())
+		return
+	}
+	at := now().UnixMilli()
+	if _, err := d.cfg.Log.Append(ctx, o.ID+"-incall", domain.AgentStateChanged, r.agent.ID, cid,
+		domain.StateData{State: domain.StateInCall, CallID: cid, Queue: o.Queue, OfferID: o.ID, Leg: r.leg, WaitMS: at - o.Member.JoinedAt, At: at}, eventlog.Any); err != nil {
+		d.log.Error("cannot store agent in_call", "agent", r.agent.ID, "callid", cid, "err", err)
+	}
+	if _, err := d.cfg.Log.Append(ctx, o.ID+"-answered", domain.MemberAnswered, o.Queue, cid,
+		domain.MemberEndData{CallID: cid, OfferID: o.ID, Agent: r.agent.ID, WaitMS: at - o.Member.JoinedAt, At: at}, eventlog.Any); err != nil {
+		d.log.Error("cannot store queue.member.answered", "callid", cid, "err", err)
+	}
+	d.log.Info("caller bridged to agent", "callid", cid, "agent", r.agent.ID, "queue", o.Queue, "wait_ms", at-o.Member.JoinedAt)
+}
+
+// decline stores how an agent's ring ended, with mod_callcenter's delays.
+func (d *Distributor) decline(ctx context.Context, run *offerRun, o *projection.Offer, r ringResult) {
+	cause := gateway.CauseOf(r.err)
+	if cause == "" {
+		cause = "FAILED"
+	}
+	reason, delay, counts := classify(cause, r.agent)
+	at := now()
+	data := domain.DeclineData{CallID: o.Member.CallID, OfferID: o.ID, Reason: reason, Cause: cause, NoAnswer: counts, ReadyAt: at.Add(delay).UnixMilli(), At: at.UnixMilli()}
+	if _, err := d.cfg.Log.Append(ctx, o.ID+"-declined-"+r.agent.ID, domain.AgentOfferDeclined, r.agent.ID, o.Member.CallID, data, eventlog.Any); err != nil {
+		d.log.Error("cannot store agent.offer.declined", "agent", r.agent.ID, "err", err)
+		return
+	}
+	d.log.Info("agent did not take the call", "agent", r.agent.ID, "callid", o.Member.CallID, "reason", reason, "cause", cause)
+}
+
+// classify maps an originate's hang-up cause to mod_callcenter's
+// handling: which delay applies and whether it counts towards
+// max-no-answer.
+func classify(cause string, a domain.Agent) (reason string, delay time.Duration, countsNoAnswer bool) {
+	s := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	switch cause {
+	case "LOSE_RACE", "ORIGINATOR_CANCEL":
+		return "cancelled", 0, false
+	case "USER_BUSY", "NORMAL_CIRCUIT_CONGESTION":
+		return "busy", s(a.BusyDelaySeconds), false
+	case "CALL_REJECTED":
+		return "rejected", s(a.RejectDelaySeconds), false
+	case "USER_NOT_REGISTERED":
+		return "not_registered", 5 * time.Second, false
+	}
+	return "no_answer", s(a.NoAnswerDelaySecs), true
+}

@@ -1,0 +1,350 @@
+// Package adminhttp is the queue-distributor's admin REST API
+// (docs/api/queue-distributor.yaml): queues, agents, tiers, agent status,
+// members waiting and live stats.
+package adminhttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/switchyard-voice/switchyard/pkg/admin"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/distributor"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
+)
+
+// Deps is what the routes use.
+type Deps struct {
+	D      *distributor.Distributor
+	Store  *projection.Store
+	Window time.Duration // the stats window
+}
+
+// StatsBody is GET /v1/stats.
+type StatsBody struct {
+	WindowSeconds int                     `json:"window_seconds"`
+	At            time.Time               `json:"at"`
+	Queues        []projection.QueueStats `json:"queues"`
+}
+
+// Stats computes every queue's stats (also the wallboard's source).
+func Stats(ctx context.Context, st *projection.Store, window time.Duration) (StatsBody, error) {
+	names, err := st.QueueNames(ctx)
+	if err != nil {
+		return StatsBody{}, err
+	}
+	at := time.Now().UTC()
+	body := StatsBody{WindowSeconds: int(window.Seconds()), At: at, Queues: []projection.QueueStats{}}
+	for _, n := range names {
+		s, ok, err := st.Stats(ctx, n, at, window)
+		if err != nil {
+			return StatsBody{}, err
+		}
+		if ok {
+			body.Queues = append(body.Queues, s)
+		}
+	}
+	return body, nil
+}
+
+// mapErr turns domain and store errors into API errors.
+func mapErr(err error) error {
+	var fe *domain.FieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		return admin.Invalid(fe.Field, "%s", fe.Problem)
+	case errors.Is(err, projection.ErrNotFound):
+		return admin.Errorf(http.StatusNotFound, "not_found", "%v", err)
+	case errors.Is(err, distributor.ErrInUse):
+		return admin.Errorf(http.StatusConflict, "in_use", "%v", err)
+	case errors.Is(err, eventlog.ErrConflict):
+		return admin.Errorf(http.StatusConflict, "conflict", "%v; try again", err)
+	}
+	return err
+}
+
+func decode(r *http.Request, v any) error {
+	if err := admin.DecodeJSON(r, v); err != nil {
+		return err
+	}
+	return nil
+}
+
+func name(r *http.Request, key, field string) (string, error) {
+	v := r.PathValue(key)
+	if err := domain.ValidName(field, v); err != nil {
+		return "", mapErr(err)
+	}
+	return v, nil
+}
+
+// Register adds the routes.
+func Register(srv *admin.Server, d Deps) {
+	srv.Handle("GET /v1/queues", func(w http.ResponseWriter, r *http.Request) error {
+		names, err := d.Store.QueueNames(r.Context())
+		if err != nil {
+			return err
+		}
+		out := []projection.QueueView{}
+		for _, n := range names {
+			q, err := d.Store.Queue(r.Context(), n)
+			if err == nil {
+				out = append(out, q)
+			}
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"queues": out})
+		return nil
+	})
+	srv.Handle("GET /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		q, err := d.Store.Queue(r.Context(), n)
+		if err != nil {
+			return mapErr(err)
+		}
+		admin.WriteJSON(w, http.StatusOK, q)
+		return nil
+	})
+	srv.Handle("PUT /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		var q domain.Queue
+		if err := decode(r, &q); err != nil {
+			return err
+		}
+		if q.Name != "" && q.Name != n {
+			return admin.Invalid("name", "%q does not match the path's %q", q.Name, n)
+		}
+		q.Name = n
+		created, err := d.D.PutQueue(r.Context(), q)
+		if err != nil {
+			return mapErr(err)
+		}
+		v, err := d.Store.Queue(r.Context(), n)
+		if err != nil {
+			return mapErr(err)
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		admin.WriteJSON(w, status, v)
+		return nil
+	})
+	srv.Handle("DELETE /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		if err := d.D.DeleteQueue(r.Context(), n); err != nil {
+			return mapErr(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	srv.Handle("GET /v1/queues/{name}/tiers", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		if _, err := d.Store.Queue(r.Context(), n); err != nil {
+			return mapErr(err)
+		}
+		t, err := d.Store.Tiers(r.Context(), n)
+		if err != nil {
+			return err
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"tiers": t})
+		return nil
+	})
+	srv.Handle("PUT /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "queue")
+		if err != nil {
+			return err
+		}
+		a, err := name(r, "agent", "agent")
+		if err != nil {
+			return err
+		}
+		var t domain.Tier
+		if err := decode(r, &t); err != nil {
+			return err
+		}
+		t.Queue, t.Agent = n, a
+		if err := d.D.SetTier(r.Context(), t); err != nil {
+			return mapErr(err)
+		}
+		admin.WriteJSON(w, http.StatusOK, t)
+		return nil
+	})
+	srv.Handle("DELETE /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "queue")
+		if err != nil {
+			return err
+		}
+		a, err := name(r, "agent", "agent")
+		if err != nil {
+			return err
+		}
+		if err := d.D.RemoveTier(r.Context(), n, a); err != nil {
+			return mapErr(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	srv.Handle("GET /v1/queues/{name}/members", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		if _, err := d.Store.Queue(r.Context(), n); err != nil {
+			return mapErr(err)
+		}
+		m, err := d.Store.Members(r.Context(), n)
+		if err != nil {
+			return err
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"members": m})
+		return nil
+	})
+	srv.Handle("GET /v1/queues/{name}/stats", func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		s, ok, err := d.Store.Stats(r.Context(), n, time.Now(), d.Window)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return admin.Errorf(http.StatusNotFound, "not_found", "queue %s: not found", n)
+		}
+		admin.WriteJSON(w, http.StatusOK, s)
+		return nil
+	})
+	srv.Handle("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) error {
+		body, err := Stats(r.Context(), d.Store, d.Window)
+		if err != nil {
+			return err
+		}
+		admin.WriteJSON(w, http.StatusOK, body)
+		return nil
+	})
+
+	srv.Handle("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) error {
+		state := r.URL.Query().Get("state")
+		a, err := d.Store.Agents(r.Context(), state)
+		if err != nil {
+			return err
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"agents": a})
+		return nil
+	})
+	srv.Handle("GET /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		id, err := name(r, "id", "id")
+		if err != nil {
+			return err
+		}
+		a, err := d.Store.Agent(r.Context(), id)
+		if err != nil {
+			return mapErr(err)
+		}
+		admin.WriteJSON(w, http.StatusOK, a)
+		return nil
+	})
+	srv.Handle("PUT /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		id, err := name(r, "id", "id")
+		if err != nil {
+			return err
+		}
+		var a domain.Agent
+		if err := decode(r, &a); err != nil {
+			return err
+		}
+		if a.ID != "" && a.ID != id {
+			return admin.Invalid("id", "%q does not match the path's %q", a.ID, id)
+		}
+		a.ID = id
+		created, err := d.D.PutAgent(r.Context(), a)
+		if err != nil {
+			return mapErr(err)
+		}
+		v, err := d.Store.Agent(r.Context(), id)
+		if err != nil {
+			return mapErr(err)
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		admin.WriteJSON(w, status, v)
+		return nil
+	})
+	srv.Handle("DELETE /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		id, err := name(r, "id", "id")
+		if err != nil {
+			return err
+		}
+		if err := d.D.DeleteAgent(r.Context(), id); err != nil {
+			return mapErr(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	setStatus := func(status string) admin.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			id, err := name(r, "id", "id")
+			if err != nil {
+				return err
+			}
+			var body struct {
+				Status string `json:"status"`
+				Reason string `json:"reason"`
+			}
+			if status == "" {
+				if err := decode(r, &body); err != nil {
+					return err
+				}
+			} else {
+				body.Status = status
+			}
+			if len(body.Reason) > 256 {
+				return admin.Invalid("reason", "longer than 256 bytes")
+			}
+			if err := d.D.SetStatus(r.Context(), id, body.Status, body.Reason); err != nil {
+				return mapErr(err)
+			}
+			a, err := d.Store.Agent(r.Context(), id)
+			if err != nil {
+				return mapErr(err)
+			}
+			admin.WriteJSON(w, http.StatusOK, a)
+			return nil
+		}
+	}
+	srv.Handle("PUT /v1/agents/{id}/status", setStatus(""))
+	srv.Handle("POST /v1/agents/{id}/login", setStatus(domain.StatusAvailable))
+	srv.Handle("POST /v1/agents/{id}/logout", setStatus(domain.StatusLoggedOut))
+}
+
+// StatsJSON is the wallboard's source: GET /v1/stats's body.
+func StatsJSON(st *projection.Store, window time.Duration) func(ctx context.Context) ([]byte, error) {
+	return func(ctx context.Context) ([]byte, error) {
+		b, err := Stats(ctx, st, window)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(b)
+	}
+}

@@ -1,0 +1,102 @@
+-- Shared by every script: key names, the agent index, scores.
+-- Keys are built here (not passed as KEYS) because an event touches keys
+-- its sender cannot know; the projection needs one Redis, not a cluster.
+local P = ARGV[1]
+local LEVEL = 1e13 -- a score is level * LEVEL + the strategy's value (< 1e13)
+
+local function k(...) return P .. table.concat({...}, ':') end
+
+local function num(v, d)
+  local n = tonumber(v)
+  if n == nil then return d end
+  return n
+end
+
+local function tier_of(q, a)
+  local t = redis.call('HGET', k('tier', q), a)
+  if not t then return nil end
+  local lvl, pos = string.match(t, '^(%d+),(%d+)$')
+  return tonumber(lvl), tonumber(pos)
+end
+
+-- A strategy's order among idle agents of one level: lowest first, ties
+-- by position as in mod_callcenter's ORDER BY. A value fits below LEVEL:
+-- (quantity < 9e8) * 1e4 + position (< 1e4).
+local EPOCH = 1577836800 -- 2020-01-01: idle times in seconds since then
+local function by_pos(v, pos) return math.min(math.max(v, 0), 9e8) * 1e4 + pos end
+local function strategy_value(strat, a, pos)
+  if strat == 'longest-idle-agent' then
+    local since = num(redis.call('HGET', k('a', a), 'idle_since'), 0)
+    return by_pos(math.floor(since / 1000) - EPOCH, pos)
+  elseif strat == 'agent-with-least-talk-time' then
+    return by_pos(math.floor(num(redis.call('HGET', k('a', a), 'talk_ms'), 0) / 1000), pos)
+  elseif strat == 'agent-with-fewest-calls' then
+    return by_pos(num(redis.call('HGET', k('a', a), 'calls'), 0), pos)
+  elseif strat == 'random' then
+    -- Deterministic (a replay gives the same order) yet spread: a hash of
+    -- the agent and the moment it became idle.
+    local h = redis.sha1hex(a .. ':' .. (redis.call('HGET', k('a', a), 'idle_since') or ''))
+    return tonumber(string.sub(h, 1, 10), 16)
+  end
+  return pos -- round-robin, top-down, sequentially-by-agent-order, ring-all, ring-progressively
+end
+
+local function score(q, a)
+  local lvl, pos = tier_of(q, a)
+  if not lvl then return nil end
+  local strat = redis.call('HGET', k('q', q), 'strategy') or 'longest-idle-agent'
+  return lvl * LEVEL + strategy_value(strat, a, pos)
+end
+
+local function unindex(a)
+  for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
+    redis.call('ZREM', k('idle', q), a)
+  end
+  redis.call('ZREM', k('wake'), a)
+end
+
+-- index puts an agent where the distributor looks for it: in every idle
+-- set of its queues when it can take a call now, in the wake set when it
+-- can later. It returns the queues it became offerable in.
+local function index(a, now)
+  local h = redis.call('HMGET', k('a', a), 'status', 'state', 'ready_at')
+  local became = {}
+  if h[2] == 'wrap_up' then
+    -- the wake loop ends the wrap-up with an agent.state.changed(idle)
+    unindex(a)
+    redis.call('ZADD', k('wake'), num(h[3], 0), a)
+    return became
+  end
+  if h[1] ~= 'available' or h[2] ~= 'idle' then
+    unindex(a)
+    return became
+  end
+  local ready = num(h[3], 0)
+  if ready > now then
+    unindex(a)
+    redis.call('ZADD', k('wake'), ready, a)
+    return became
+  end
+  redis.call('ZREM', k('wake'), a)
+  for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
+    local s = score(q, a)
+    if s then
+      redis.call('ZADD', k('idle', q), s, a)
+      became[#became + 1] = q
+    end
+  end
+  return became
+end
+
+-- reindex_queue rebuilds one queue's idle set (its strategy changed).
+local function reindex_queue(q, now)
+  redis.call('DEL', k('idle', q))
+  for _, a in ipairs(redis.call('HKEYS', k('tier', q))) do
+    index(a, now)
+  end
+end
+
+local function member_score(priority, joined)
+  -- Higher priority first, then first come first served.
+  return -priority * 1e13 + joined
+end

@@ -1,0 +1,40 @@
+-- stats: one queue's live numbers. ARGV: prefix, queue, now (ms), window (ms).
+-- Returns a JSON object.
+local q, now, window = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if redis.call('EXISTS', k('q', q)) == 0 then return false end
+local waiting = redis.call('ZRANGE', k('wait', q), 0, -1)
+local oldest = now
+for _, cid in ipairs(waiting) do
+  oldest = math.min(oldest, num(redis.call('HGET', k('m', cid), 'joined_ms'), now))
+end
+local agents = {logged_out = 0, available = 0, on_break = 0, idle = 0, offered = 0, in_call = 0, wrap_up = 0}
+for _, a in ipairs(redis.call('HKEYS', k('tier', q))) do
+  local h = redis.call('HMGET', k('a', a), 'status', 'state')
+  if h[1] then
+    agents[h[1]] = (agents[h[1]] or 0) + 1
+    if h[1] ~= 'logged_out' then agents[h[2]] = (agents[h[2]] or 0) + 1 end
+  end
+end
+local answered, abandoned, exited, in_sl, wait_sum = 0, 0, 0, 0, 0
+for _, e in ipairs(redis.call('ZRANGEBYSCORE', k('hist', q), now - window, '+inf')) do
+  local _, kind, wait, ok = string.match(e, '^(%d+)|([^|]+)|(%d+)|(%d)$')
+  if kind == 'answered' then
+    answered = answered + 1
+    wait_sum = wait_sum + tonumber(wait)
+    if ok == '1' then in_sl = in_sl + 1 end
+  elseif kind == 'abandoned' then
+    abandoned = abandoned + 1
+  elseif kind then
+    exited = exited + 1
+  end
+end
+local ended = answered + abandoned + exited
+local sl, asa, ab = 100, 0, 0
+if answered + abandoned > 0 then sl = 100 * in_sl / (answered + abandoned) end
+if answered > 0 then asa = wait_sum / answered / 1000 end
+if ended > 0 then ab = 100 * abandoned / ended end
+local function r2(x) return math.floor(x * 100 + 0.5) / 100 end
+sl, asa, ab = r2(sl), r2(asa), r2(ab)
+return cjson.encode({queue = q, waiting = #waiting, longest_wait_seconds = r2((now - oldest) / 1000),
+  agents = agents, answered = answered, abandoned = abandoned, exited = exited,
+  service_level_pct = sl, average_speed_of_answer_seconds = asa, abandon_rate_pct = ab})

@@ -1,0 +1,334 @@
+// Package projection is the current state of queues and agents in Redis,
+// derived from the QUEUES and AGENTS event streams. Every change is one
+// Redis Lua script, so an event is applied whole or not at all, together
+// with the stream sequence it came from (a redelivered event is applied
+// once), and an offer is decided and reserved in one step that no other
+// distributor can interleave with.
+package projection
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
+)
+
+var (
+	//go:embed lua/prelude.lua
+	prelude string
+	//go:embed lua/apply.lua
+	applySrc string
+	//go:embed lua/decide.lua
+	decideSrc string
+	//go:embed lua/release.lua
+	releaseSrc string
+	//go:embed lua/wake.lua
+	wakeSrc string
+	//go:embed lua/stats.lua
+	statsSrc string
+)
+
+// Limits bound the work of one decision.
+type Limits struct {
+	RingAllMax int // agents rung at once for ring-all (default 32)
+	MemberScan int // waiting members considered per decision (default 16)
+	AgentScan  int // idle agents examined per member for skills (default 512)
+}
+
+// Store is the projection in one Redis database under a key prefix.
+type Store struct {
+	rdb                                 redis.UniversalClient
+	prefix                              string
+	lim                                 Limits
+	apply, decide, release, wake, stats *redis.Script
+}
+
+// New returns the projection under prefix (e.g. "sy:").
+func New(rdb redis.UniversalClient, prefix string, lim Limits) *Store {
+	if lim.RingAllMax <= 0 {
+		lim.RingAllMax = 32
+	}
+	if lim.MemberScan <= 0 {
+		lim.MemberScan = 16
+	}
+	if lim.AgentScan <= 0 {
+		lim.AgentScan = 512
+	}
+	script := func(body string) *redis.Script { return redis.NewScript(prelude + "\n" + body) }
+	return &Store{rdb: rdb, prefix: prefix, lim: lim,
+		apply: script(applySrc), decide: script(decideSrc), release: script(releaseSrc),
+		wake: script(wakeSrc), stats: script(statsSrc)}
+}
+
+// Client is the Redis client, for readiness checks.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
+
+// Outcome of applying one event.
+const (
+	Applied = "applied" // the state changed
+	Dup     = "dup"     // already applied (a redelivery)
+	Gap     = "gap"     // an earlier event is not applied yet (strict mode)
+	Ignored = "ignored" // applied to the sequence, but the state refused it (stale or out of order)
+)
+
+// ApplyResult says what an event did.
+type ApplyResult struct {
+	Status string
+	Detail string   // why it was ignored; "max_no_answer" when a decline put the agent on break
+	Queues []string // queues where something became offerable: look at them
+}
+
+// Event is one stored event, as the projection needs it.
+type Event struct {
+	Stream string
+	Seq    uint64
+	Type   string
+	ID     string // the aggregate: queue name or agent id
+	Data   json.RawMessage
+	At     time.Time
+}
+
+// Apply applies ev once. strict refuses to skip a sequence (the writer
+// applying its own event before the consumer gets there); the consumer,
+// which sees the stream in order, passes strict=false.
+func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, error) {
+	mode := "gaps"
+	if strict {
+		mode = "strict"
+	}
+	data := ev.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	res, err := s.apply.Run(ctx, s.rdb, nil, s.prefix, ev.Stream, ev.Seq, ev.Type, ev.ID, string(data), ev.At.UnixMilli(), mode).StringSlice()
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply %s #%d (%s %s) to redis: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
+	}
+	r := ApplyResult{Status: res[0], Detail: res[1]}
+	r.Queues = res[2:]
+	return r, nil
+}
+
+// LastApplied is the last sequence of stream the projection holds.
+func (s *Store) LastApplied(ctx context.Context, stream string) (uint64, error) {
+	v, err := s.rdb.HGet(ctx, s.key("seq"), stream).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the projection's position in %s: %w", stream, err)
+	}
+	return v, nil
+}
+
+// OfferedAgent is one agent reserved for an offer, with the version its
+// events must follow.
+type OfferedAgent struct {
+	Agent   domain.Agent
+	Version uint64
+}
+
+// Offer is what Decide reserved.
+type Offer struct {
+	ID     string
+	Queue  string
+	Member domain.Member
+	Agents []OfferedAgent
+}
+
+// Decide picks and reserves the next offer in queue, or returns nil when
+// there is none to make. onlyCall adds one agent to that member's running
+// offer (ring-progressively).
+func (s *Store) Decide(ctx context.Context, queue, owner, offerID, onlyCall string, now time.Time) (*Offer, error) {
+	res, err := s.decide.Run(ctx, s.rdb, nil, s.prefix, queue, now.UnixMilli(), owner, offerID, onlyCall,
+		s.lim.RingAllMax, s.lim.MemberScan, s.lim.AgentScan).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("decide an offer in queue %s: %w", queue, err)
+	}
+	if len(res) < 2 {
+		return nil, nil
+	}
+	o := &Offer{ID: offerID, Queue: queue}
+	if err := json.Unmarshal([]byte(res[1]), &o.Member); err != nil {
+		return nil, fmt.Errorf("member %s in redis: %w", res[0], err)
+	}
+	for i := 2; i+2 < len(res); i += 3 {
+		var a domain.Agent
+		if err := json.Unmarshal([]byte(res[i+1]), &a); err != nil {
+			return nil, fmt.Errorf("agent %s in redis: %w", res[i], err)
+		}
+		v, _ := strconv.ParseUint(res[i+2], 10, 64)
+		o.Agents = append(o.Agents, OfferedAgent{Agent: a, Version: v})
+	}
+	return o, nil
+}
+
+// Release undoes a reservation whose events were not stored: the agents
+// named (and the member, if member) go back to where they were.
+func (s *Store) Release(ctx context.Context, queue, callID, offerID string, member bool, agents []string, now time.Time) error {
+	m := "0"
+	if member {
+		m = "1"
+	}
+	args := []any{s.prefix, queue, callID, offerID, now.UnixMilli(), m}
+	for _, a := range agents {
+		args = append(args, a)
+	}
+	if err := s.release.Run(ctx, s.rdb, nil, args...).Err(); err != nil {
+		return fmt.Errorf("release offer %s of call %s: %w", offerID, callID, err)
+	}
+	return nil
+}
+
+// Wake makes agents whose delay is over offerable again and returns the
+// queues to look at, and the agents whose wrap-up is over (the caller
+// stores their agent.state.changed(idle)).
+func (s *Store) Wake(ctx context.Context, now time.Time) (queues, wrapped []string, err error) {
+	res, err := s.wake.Run(ctx, s.rdb, nil, s.prefix, now.UnixMilli()).StringSlice()
+	if err != nil {
+		return nil, nil, fmt.Errorf("wake agents: %w", err)
+	}
+	for i, v := range res {
+		if v == "|" {
+			return res[:i], res[i+1:], nil
+		}
+	}
+	return res, nil, nil
+}
+
+// NextWake is when the earliest delayed agent becomes ready (zero: none).
+func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
+	z, err := s.rdb.ZRangeWithScores(ctx, s.key("wake"), 0, 0).Result()
+	if err != nil || len(z) == 0 {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(int64(z[0].Score)), nil
+}
+
+// QueueStats are one queue's live numbers over a window.
+type QueueStats struct {
+	Queue              string         `json:"queue"`
+	Waiting            int            `json:"waiting"`
+	LongestWaitSeconds float64        `json:"longest_wait_seconds"`
+	Agents             map[string]int `json:"agents"`
+	Answered           int            `json:"answered"`
+	Abandoned          int            `json:"abandoned"`
+	Exited             int            `json:"exited"`
+	ServiceLevelPct    float64        `json:"service_level_pct"`
+	ASASeconds         float64        `json:"average_speed_of_answer_seconds"`
+	AbandonRatePct     float64        `json:"abandon_rate_pct"`
+}
+
+// Stats computes queue's numbers; ok is false when there is no such queue.
+func (s *Store) Stats(ctx context.Context, queue string, now time.Time, window time.Duration) (QueueStats, bool, error) {
+	raw, err := s.stats.Run(ctx, s.rdb, nil, s.prefix, queue, now.UnixMilli(), window.Milliseconds()).Text()
+	if errors.Is(err, redis.Nil) {
+		return QueueStats{}, false, nil
+	}
+	if err != nil {
+		return QueueStats{}, false, fmt.Errorf("stats of queue %s: %w", queue, err)
+	}
+	var st QueueStats
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		return QueueStats{}, false, fmt.Errorf("stats of queue %s: %w", queue, err)
+	}
+	return st, true, nil
+}
+
+// Checksum digests the projection's state — everything an event wrote,
+// not the indexes derived from the clock (idle and wake sets) — so a
+// rebuilt projection can be compared with the live one.
+func (s *Store) Checksum(ctx context.Context) (string, error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, k := range keys {
+		rest := strings.TrimPrefix(k, s.prefix)
+		if strings.HasPrefix(rest, "idle:") || rest == "wake" || strings.HasPrefix(rest, "lock:") {
+			continue
+		}
+		typ, err := s.rdb.Type(ctx, k).Result()
+		if err != nil {
+			return "", fmt.Errorf("checksum %s: %w", k, err)
+		}
+		fmt.Fprintf(h, "%s %s\n", rest, typ)
+		var lines []string
+		switch typ {
+		case "hash":
+			m, err := s.rdb.HGetAll(ctx, k).Result()
+			if err != nil {
+				return "", err
+			}
+			for f, v := range m {
+				lines = append(lines, f+"="+v)
+			}
+		case "zset":
+			z, err := s.rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+			if err != nil {
+				return "", err
+			}
+			for _, e := range z {
+				lines = append(lines, fmt.Sprintf("%v=%v", e.Member, e.Score))
+			}
+		case "set":
+			if lines, err = s.rdb.SMembers(ctx, k).Result(); err != nil {
+				return "", err
+			}
+		case "string":
+			v, err := s.rdb.Get(ctx, k).Result()
+			if err != nil {
+				return "", err
+			}
+			lines = []string{v}
+		}
+		sort.Strings(lines)
+		for _, l := range lines {
+			fmt.Fprintf(h, "  %s\n", l)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (s *Store) keys(ctx context.Context) ([]string, error) {
+	var keys []string
+	iter := s.rdb.Scan(ctx, 0, s.prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list projection keys: %w", err)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// Reset deletes the whole projection (before a rebuild).
+func (s *Store) Reset(ctx context.Context) error {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return err
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		if err := s.rdb.Unlink(ctx, keys[:n]...).Err(); err != nil {
+			return fmt.Errorf("reset the projection: %w", err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+// Package service wires the queue-distributor: NATS (the event log, the
+// gateway, queuectl), Redis (the projection), the followers that keep
+// the projection current, the CALLS consumer, timers and the admin API.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-voice/switchyard/pkg/admin"
+	"github.com/switchyard-voice/switchyard/pkg/bus"
+	"github.com/switchyard-voice/switchyard/pkg/config"
+	"github.com/switchyard-voice/switchyard/pkg/events"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/adapters/gateway"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/distributor"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/metrics"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/adminhttp"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/queuectl"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
+)
+
+// Config is every setting of the queue-distributor.
+type Config struct {
+	NATSURL       string
+	RedisURL      string
+	Prefix        string
+	AdminAddr     string
+	AdminToken    string
+	Instance      string
+	Workers       int
+	StatsWindow   time.Duration
+	ShutdownGrace time.Duration
+	LogLevel      string
+}
+
+func defaultInstance() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "qd"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+// Flags declares the settings.
+func (c *Config) Flags(s *config.Set) {
+	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
+	s.String(&c.RedisURL, "redis-url", "SWITCHYARD_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the queue and agent projection (one server, not a cluster)")
+	s.String(&c.Prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of every Redis key of the projection")
+	s.String(&c.AdminAddr, "admin-addr", "SWITCHYARD_QD_ADMIN_ADDR", "127.0.0.1:9103", "admin HTTP listen address")
+	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
+	s.String(&c.Instance, "instance", "SWITCHYARD_QD_INSTANCE", defaultInstance(), "this instance's name, unique among running distributors (offers are owned by it)")
+	s.Int(&c.Workers, "workers", "SWITCHYARD_QD_WORKERS", 4, "goroutines deciding offers")
+	s.Duration(&c.StatsWindow, "stats-window", "SWITCHYARD_QD_STATS_WINDOW", 15*time.Minute, "window of the live stats (service level, abandon rate, …)")
+	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_QD_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running offers may finish")
+	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
+}
+
+// Service is a running queue-distributor.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	rdb     *redis.Client
+	store   *projection.Store
+	elog    *eventlog.Log
+	d       *distributor.Distributor
+	m       *metrics.Metrics
+	adminLn net.Listener
+	httpSrv *http.Server
+	ready   atomic.Bool
+}
+
+// New builds the service and binds its admin listener.
+func New(cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.AdminToken == "" {
+		return nil, errors.New("no admin token: set SWITCHYARD_ADMIN_TOKEN (or --admin-token)")
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url %q: %w", cfg.RedisURL, err)
+	}
+	s := &Service{cfg: cfg, log: log, rdb: redis.NewClient(opt), m: metrics.New()}
+	s.store = projection.New(s.rdb, cfg.Prefix, projection.Limits{})
+	if s.nc, err = bus.Connect(cfg.NATSURL, "queue-distributor/"+cfg.Instance, nil); err != nil {
+		return nil, err
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		return nil, err
+	}
+	s.elog = eventlog.New(s.js, "switchyard/queue-distributor/"+cfg.Instance)
+	s.d = distributor.New(distributor.Config{
+		Instance: cfg.Instance, Log: s.elog, Store: s.store, Gateway: gateway.New(s.nc),
+		Notify: &queuectl.Notifier{NC: s.nc, Store: s.store, Log: log}, Logger: log,
+		Offered: func(trigger time.Time) { s.m.OfferLatency.Observe(time.Since(trigger).Seconds()) },
+	})
+	adm := admin.New(admin.Options{Registry: s.m.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{
+		{Name: "nats", Check: func(context.Context) error {
+			if !s.nc.IsConnected() || !s.ready.Load() {
+				return fmt.Errorf("not following QUEUES/AGENTS from %s yet", cfg.NATSURL)
+			}
+			return nil
+		}},
+		{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
+	}})
+	adminhttp.Register(adm, adminhttp.Deps{D: s.d, Store: s.store, Window: cfg.StatsWindow})
+	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		s.nc.Close()
+		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)
+	}
+	return s, nil
+}
+
+// AdminAddr is the admin HTTP address.
+func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// Run serves until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	go s.httpSrv.Serve(s.adminLn)
+	defer s.httpSrv.Close()
+	defer s.rdb.Close()
+	defer s.nc.Drain()
+	var stops []func()
+	defer func() {
+		for _, f := range stops {
+			f()
+		}
+	}()
+	for {
+		st, err := s.start(ctx)
+		if err == nil {
+			stops = st
+			break
+		}
+		s.log.Warn("cannot start yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.d.Run(ctx, s.cfg.Workers) }()
+	go func() { defer wg.Done(); s.d.Timers(ctx) }()
+	// Look at every queue once: members may have waited while no
+	// distributor ran.
+	if names, err := s.store.QueueNames(ctx); err == nil {
+		for _, q := range names {
+			s.d.Kick(q)
+		}
+	}
+	s.ready.Store(true)
+	s.log.Info("queue-distributor ready", "admin", s.AdminAddr(), "instance", s.cfg.Instance)
+	<-ctx.Done()
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { s.d.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.log.Warn("offers still running at the end of the grace period")
+	}
+	return nil
+}
+
+// start ensures the streams, follows them into the projection and
+// subscribes to calls and queuectl.
+func (s *Service) start(ctx context.Context) ([]func(), error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.rdb.Ping(cctx).Err(); err != nil {
+		return nil, fmt.Errorf("redis at %s: %w", s.cfg.RedisURL, err)
+	}
+	if err := bus.EnsureStreams(cctx, s.js, "QUEUES", "AGENTS", "CALLS"); err != nil {
+		return nil, err
+	}
+	var stops []func()
+	fail := func(err error) ([]func(), error) {
+		for _, f := range stops {
+			f()
+		}
+		return nil, err
+	}
+	for _, stream := range []string{"QUEUES", "AGENTS"} {
+		from, err := s.store.LastApplied(cctx, stream)
+		if err != nil {
+			return fail(err)
+		}
+		stop, err := s.elog.Follow(ctx, stream, from, s.applyFollowed)
+		if err != nil {
+			return fail(err)
+		}
+		stops = append(stops, stop)
+	}
+	qc := &queuectl.Server{D: s.d, Store: s.store, NC: s.nc, Log: s.log}
+	stop, err := qc.Start()
+	if err != nil {
+		return fail(err)
+	}
+	stops = append(stops, stop)
+	cons, err := s.js.CreateOrUpdateConsumer(cctx, "CALLS", jetstream.ConsumerConfig{
+		Durable: "queue-distributor", FilterSubjects: []string{"calls.*.hangup", "calls.*.dtmf", "calls.*.unbridged"},
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: 10000, AckWait: 30 * time.Second,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("consumer on CALLS: %w", err))
+	}
+	cc, err := cons.Consume(s.handleCallMsg)
+	if err != nil {
+		return fail(fmt.Errorf("consume CALLS: %w", err))
+	}
+	stops = append(stops, cc.Stop)
+	return stops, nil
+}
+
+// applyFollowed applies an event the follower delivered. An event that
+// cannot be decoded or applied is logged and skipped: it must not hold
+// up the ones behind it. A Redis error is retried (the stream is the
+// truth; the projection waits for Redis).
+func (s *Service) applyFollowed(ev projection.Event, err error) {
+	if err != nil {
+		s.m.Applied.WithLabelValues(ev.Stream, "bad").Inc()
+		s.log.Error("event skipped: not a valid queue/agent event", "err", err)
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		r, err := s.store.Apply(context.Background(), ev, false)
+		if err == nil {
+			s.m.Applied.WithLabelValues(ev.Stream, r.Status).Inc()
+			if r.Status == projection.Ignored {
+				s.log.Debug("event ignored by the projection", "stream", ev.Stream, "seq", ev.Seq, "type", ev.Type, "id", ev.ID, "why", r.Detail)
+			}
+			s.d.Applied(r)
+			return
+		}
+		s.log.Warn("cannot apply event to redis; retrying", "stream", ev.Stream, "seq", ev.Seq, "err", err)
+		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
+	}
+}
+
+func (s *Service) handleCallMsg(m jetstream.Msg) {
+	env, err := events.Parse(m.Data())
+	if err != nil {
+		s.log.Warn("unreadable CALLS event skipped", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	var data struct {
+		CallID   string `json:"call_id"`
+		Digit    string `json:"digit"`
+		OtherLeg string `json:"other_leg"`
+	}
+	_ = json.Unmarshal(env.Data, &data)
+	if data.CallID == "" {
+		data.CallID = env.CallID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := s.d.HandleCall(ctx, distributor.CallEvent{Type: env.Type, CallID: data.CallID, Digit: data.Digit, OtherLeg: data.OtherLeg}); err != nil {
+		s.log.Warn("call event not handled; will be redelivered", "callid", data.CallID, "type", env.Type, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	_ = m.Ack()
+}

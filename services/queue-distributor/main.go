@@ -1,0 +1,69 @@
+// Command queue-distributor keeps queues and agents (event-sourced in
+// JetStream, projected into Redis), offers waiting callers to agents and
+// bridges them. Subcommands:
+//
+//	queue-distributor [flags]          serve
+//	queue-distributor rebuild [flags]  replay QUEUES and AGENTS into an empty projection
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard-voice/switchyard/pkg/config"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, config.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "queue-distributor:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
+	if len(args) > 0 && args[0] == "rebuild" {
+		return rebuildCommand(ctx, args[1:], getenv, out, errOut)
+	}
+	var cfg service.Config
+	set := config.New("queue-distributor")
+	set.Getenv(getenv)
+	set.SetOutput(errOut)
+	cfg.Flags(set)
+	if err := set.Parse(args); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			fmt.Fprintln(errOut, "\nOther commands:\n  queue-distributor rebuild [--nats-url url] [--redis-url url] [--redis-prefix p]")
+		}
+		return 2, err
+	}
+	log, err := logger(cfg.LogLevel, errOut, cfg.Instance)
+	if err != nil {
+		return 2, err
+	}
+	svc, err := service.New(cfg, log)
+	if err != nil {
+		return 1, err
+	}
+	return 0, svc.Run(ctx)
+}
+
+func logger(level string, out io.Writer, instance string) (*slog.Logger, error) {
+	lv := new(slog.LevelVar)
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: lv})).With("service", "queue-distributor", "instance", instance), nil
+}

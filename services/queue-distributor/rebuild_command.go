@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-voice/switchyard/pkg/bus"
+	"github.com/switchyard-voice/switchyard/pkg/config"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/rebuild"
+)
+
+// rebuildCommand replays the event log into an empty projection. Distributors
+// should be stopped while it runs (they would apply events concurrently);
+// it prints the projection's checksum.
+func rebuildCommand(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
+	var natsURL, redisURL, prefix string
+	set := config.New("queue-distributor rebuild")
+	set.Getenv(getenv)
+	set.SetOutput(errOut)
+	set.String(&natsURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
+	set.String(&redisURL, "redis-url", "SWITCHYARD_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the projection")
+	set.String(&prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of the projection's keys")
+	if err := set.Parse(args); err != nil {
+		return 2, err
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return 2, fmt.Errorf("--redis-url %q: %w", redisURL, err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	nc, err := bus.Connect(natsURL, "queue-distributor-rebuild", nil)
+	if err != nil {
+		return 1, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 1, err
+	}
+	start := time.Now()
+	store := projection.New(rdb, prefix, projection.Limits{})
+	res, err := rebuild.Run(ctx, js, store)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return 1, errors.New("interrupted: the projection is partial; run rebuild again")
+		}
+		return 1, err
+	}
+	fmt.Fprintf(out, "rebuilt %d events (%d skipped) in %v; checksum %s\n", res.Events, res.Skipped, time.Since(start).Round(time.Millisecond), res.Checksum)
+	return 0, nil
+}
