@@ -7,7 +7,6 @@ package distributor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -430,6 +429,3 @@ func newID() string {
 	randRead(b[:])
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
-
-// rawJSON marshals v for logs.
-func rawJSON(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -31,6 +31,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/metrics"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/adminhttp"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/queuectl"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/wallboard"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
 )
 
@@ -119,7 +120,13 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 	}})
 	adminhttp.Register(adm, adminhttp.Deps{D: s.d, Store: s.store, Window: cfg.StatsWindow})
-	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	adm.Handle("GET /v1/stats/stream", wallboard.Stream(adminhttp.StatsJSON(s.store, cfg.StatsWindow), time.Second))
+	// The wallboard page is public (it holds no data; it reads the token
+	// from its URL fragment); everything else is the admin API.
+	mux := http.NewServeMux()
+	mux.Handle("GET /wallboard", wallboard.Page())
+	mux.Handle("/", adm.Handler())
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		s.nc.Close()
 		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)

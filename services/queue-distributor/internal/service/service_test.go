@@ -328,6 +328,12 @@ func TestRESTValidation(t *testing.T) {
 	for _, c := range cases {
 		e.do(c.method, c.path, c.body, c.want)
 	}
+	// The wallboard page needs no token; its data stream does.
+	if resp, err := http.Get(e.base + "/wallboard"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("wallboard page: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	req, _ := http.NewRequest("GET", e.base+"/v1/queues", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 401 {
