@@ -220,7 +220,8 @@ func (r *Runner) Handle(ctx context.Context, c luaapi.Call) {
 	// should not wait a JetStream round trip for the first prompt. The
 	// run's end waits for it, so the events stay in order.
 	started := make(chan struct{})
-	go func() { defer close(started); r.publish(ctx, "started", ev) }()
+	startedEv := ev // a copy: the run goes on writing ev while this is published
+	go func() { defer close(started); r.publish(ctx, "started", startedEv) }()
 	defer func() { <-started }()
 	rec := recording.NewRecorder(r.cfg.MaxTapeBytes)
 	env := rec.Env(r.env(ctx, c, ctl, log))

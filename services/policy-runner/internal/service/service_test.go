@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,7 +333,9 @@ func TestRedeliveredStartedRunsOnce(t *testing.T) {
 		got = append(got, r)
 	case <-time.After(300 * time.Millisecond):
 	}
+	// The two calls run concurrently: their order is not the point.
+	sort.Strings(got)
 	if strings.Join(got, " ") != id+" "+id+"-next" {
-		t.Fatalf("runs %v, want %s once and then %s-next", got, id, id)
+		t.Fatalf("runs %v, want %s once and %s-next once", got, id, id)
 	}
 }
