@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -41,11 +40,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err := set.Parse(args); err != nil {
 		return err
 	}
-	level := new(slog.LevelVar)
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
+	log, err := config.Logger(out, cfg.LogLevel, "esl-gateway", cfg.Instance)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})).With("service", "esl-gateway", "instance", cfg.Instance)
 	svc, err := service.New(cfg, log)
 	if err != nil {
 		return err

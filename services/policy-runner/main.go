@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -60,11 +59,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 		return 2, err
 	}
-	level := new(slog.LevelVar)
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return 2, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
+	log, err := config.Logger(out, cfg.LogLevel, "policy-runner", cfg.Instance)
+	if err != nil {
+		return 2, err
 	}
-	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})).With("service", "policy-runner", "instance", cfg.Instance)
 	svc, err := service.New(cfg, log)
 	if err != nil {
 		return 1, err

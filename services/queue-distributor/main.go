@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -49,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 		}
 		return 2, err
 	}
-	log, err := logger(cfg.LogLevel, errOut, cfg.Instance)
+	log, err := config.Logger(errOut, cfg.LogLevel, "queue-distributor", cfg.Instance)
 	if err != nil {
 		return 2, err
 	}
@@ -58,12 +57,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 		return 1, err
 	}
 	return 0, svc.Run(ctx)
-}
-
-func logger(level string, out io.Writer, instance string) (*slog.Logger, error) {
-	lv := new(slog.LevelVar)
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: lv})).With("service", "queue-distributor", "instance", instance), nil
 }
