@@ -221,7 +221,7 @@ func startWallboard(t *testing.T, token string) *wallboard {
 	t.Helper()
 	dir := t.TempDir()
 	wb := &wallboard{bin: filepath.Join(dir, "wallboard-dev"), snapshot: filepath.Join(dir, "stats.json"), token: token, addr: "127.0.0.1:0"}
-	build := exec.Command("go", "build", "-o", wb.bin, "./services/queue-distributor/internal/ports/wallboard/wallboard-dev")
+	build := exec.Command("go", "build", "-o", wb.bin, "./services/queue-distributor/cmd/wallboard-dev")
 	build.Dir = filepath.Join("..", "..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build wallboard-dev: %v\n%s", err, out)

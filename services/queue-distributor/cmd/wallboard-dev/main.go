@@ -4,7 +4,7 @@
 // Chromium (the wallboard package is internal to the queue-distributor, so
 // that test cannot import it and runs this instead).
 //
-//	go run ./internal/ports/wallboard/wallboard-dev --token t0k --snapshot stats.json
+//	go run ./services/queue-distributor/cmd/wallboard-dev --token t0k --snapshot stats.json
 //	open http://127.0.0.1:8089/wallboard#token=t0k
 //
 // The file is read at every poll, so editing it updates open wallboards; a

@@ -123,7 +123,7 @@ func (d *Distributor) bridgeEnded(ctx context.Context, agentID, callID string) e
 	}
 	d.cfg.Notify.Outcome(callID, Outcome{Outcome: domain.OutcomeAnswered, Queue: a.OfferQueue, Agent: agentID,
 		WaitSeconds: float64(a.WaitMS) / 1000})
-	d.wakeSoon(time.Duration(wrap) * time.Second)
+	d.wakeSoon()
 	return nil
 }
 

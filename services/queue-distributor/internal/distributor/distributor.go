@@ -213,17 +213,15 @@ func (d *Distributor) catchUp(ctx context.Context, stream string) error {
 }
 
 // change appends an event decided from the aggregate's current version,
-// retrying when another writer got there first.
-func (d *Distributor) change(ctx context.Context, typ, id string, version func() (int64, error), data func() (any, error)) (projection.ApplyResult, error) {
+// retrying when another writer got there first. typ may depend on the
+// version (created when 0, updated after).
+func (d *Distributor) change(ctx context.Context, id string, version func() (int64, error), event func(version int64) (typ string, data any)) (projection.ApplyResult, error) {
 	for attempt := 0; ; attempt++ {
 		v, err := version()
 		if err != nil {
 			return projection.ApplyResult{}, err
 		}
-		payload, err := data()
-		if err != nil {
-			return projection.ApplyResult{}, err
-		}
+		typ, payload := event(v)
 		r, err := d.append(ctx, "", typ, id, "", payload, v)
 		if !errors.Is(err, eventlog.ErrConflict) || attempt == 3 {
 			return r, err
@@ -234,11 +232,9 @@ func (d *Distributor) change(ctx context.Context, typ, id string, version func()
 	}
 }
 
-// Errors the REST layer maps to statuses.
+// Errors the REST layer maps to statuses (and projection.ErrNotFound).
 var (
-	ErrNotFound = projection.ErrNotFound
-	ErrExists   = errors.New("already exists")
-	ErrInUse    = errors.New("in use")
+	ErrInUse = errors.New("in use")
 	// ErrNoAgents: nobody is logged in to the queue, so nobody would
 	// answer; the caller is not queued.
 	ErrNoAgents = errors.New("no agent is logged in to the queue")
@@ -252,6 +248,17 @@ func (d *Distributor) queueVersion(ctx context.Context, name string) (int64, err
 	return int64(q.Version), err
 }
 
+// existingQueue is the version of a queue that must exist.
+func (d *Distributor) existingQueue(ctx context.Context, name string) func() (int64, error) {
+	return func() (int64, error) {
+		v, err := d.queueVersion(ctx, name)
+		if err == nil && v == 0 {
+			return 0, fmt.Errorf("queue %s: %w", name, projection.ErrNotFound)
+		}
+		return v, err
+	}
+}
+
 func (d *Distributor) agentVersion(ctx context.Context, id string) (int64, error) {
 	a, err := d.cfg.Store.Agent(ctx, id)
 	if errors.Is(err, projection.ErrNotFound) {
@@ -260,25 +267,30 @@ func (d *Distributor) agentVersion(ctx context.Context, id string) (int64, error
 	return int64(a.Version), err
 }
 
+// fixed is an event whose type does not depend on the version.
+func fixed(typ string, data any) func(int64) (string, any) {
+	return func(int64) (string, any) { return typ, data }
+}
+
+// createdOrUpdated is created for a new aggregate, updated after.
+func createdOrUpdated(created, updated string, data any, wasNew *bool) func(int64) (string, any) {
+	return func(v int64) (string, any) {
+		*wasNew = v == 0
+		if v == 0 {
+			return created, data
+		}
+		return updated, data
+	}
+}
+
 // PutQueue creates or replaces a queue's configuration.
 func (d *Distributor) PutQueue(ctx context.Context, q domain.Queue) (created bool, err error) {
 	if err := q.Validate(); err != nil {
 		return false, err
 	}
-	_, err = d.change(ctx, domain.QueueCreated, q.Name, func() (int64, error) {
-		v, err := d.queueVersion(ctx, q.Name)
-		created = v == 0
-		return v, err
-	}, func() (any, error) { return domain.QueueData{Queue: q}, nil })
-	if err != nil {
-		return false, err
-	}
-	if !created {
-		// queue.created and queue.updated apply alike; the type tells
-		// the log's readers which it was.
-		return false, nil
-	}
-	return true, nil
+	_, err = d.change(ctx, q.Name, func() (int64, error) { return d.queueVersion(ctx, q.Name) },
+		createdOrUpdated(domain.QueueCreated, domain.QueueUpdated, domain.QueueData{Queue: q}, &created))
+	return created, err
 }
 
 // DeleteQueue deletes a queue without members.
@@ -290,13 +302,7 @@ func (d *Distributor) DeleteQueue(ctx context.Context, name string) error {
 	if len(members) > 0 {
 		return fmt.Errorf("queue %s has %d callers: %w", name, len(members), ErrInUse)
 	}
-	_, err = d.change(ctx, domain.QueueDeleted, name, func() (int64, error) {
-		v, err := d.queueVersion(ctx, name)
-		if err == nil && v == 0 {
-			return 0, fmt.Errorf("queue %s: %w", name, ErrNotFound)
-		}
-		return v, err
-	}, func() (any, error) { return struct{}{}, nil })
+	_, err = d.change(ctx, name, d.existingQueue(ctx, name), fixed(domain.QueueDeleted, struct{}{}))
 	return err
 }
 
@@ -308,25 +314,14 @@ func (d *Distributor) SetTier(ctx context.Context, t domain.Tier) error {
 	if _, err := d.cfg.Store.Agent(ctx, t.Agent); err != nil {
 		return err
 	}
-	_, err := d.change(ctx, domain.TierSet, t.Queue, func() (int64, error) {
-		v, err := d.queueVersion(ctx, t.Queue)
-		if err == nil && v == 0 {
-			return 0, fmt.Errorf("queue %s: %w", t.Queue, ErrNotFound)
-		}
-		return v, err
-	}, func() (any, error) { return domain.TierData{Agent: t.Agent, Level: t.Level, Position: t.Position}, nil })
+	_, err := d.change(ctx, t.Queue, d.existingQueue(ctx, t.Queue),
+		fixed(domain.TierSet, domain.TierData{Agent: t.Agent, Level: t.Level, Position: t.Position}))
 	return err
 }
 
 // RemoveTier takes an agent out of a queue.
 func (d *Distributor) RemoveTier(ctx context.Context, queue, agent string) error {
-	_, err := d.change(ctx, domain.TierRemoved, queue, func() (int64, error) {
-		v, err := d.queueVersion(ctx, queue)
-		if err == nil && v == 0 {
-			return 0, fmt.Errorf("queue %s: %w", queue, ErrNotFound)
-		}
-		return v, err
-	}, func() (any, error) { return domain.TierData{Agent: agent}, nil })
+	_, err := d.change(ctx, queue, d.existingQueue(ctx, queue), fixed(domain.TierRemoved, domain.TierData{Agent: agent}))
 	return err
 }
 
@@ -335,18 +330,14 @@ func (d *Distributor) PutAgent(ctx context.Context, a domain.Agent) (created boo
 	if err := a.Validate(); err != nil {
 		return false, err
 	}
-	typ := domain.AgentCreated
-	_, err = d.change(ctx, typ, a.ID, func() (int64, error) {
-		v, err := d.agentVersion(ctx, a.ID)
-		created = v == 0
-		return v, err
-	}, func() (any, error) { return domain.AgentData{Agent: a}, nil })
+	_, err = d.change(ctx, a.ID, func() (int64, error) { return d.agentVersion(ctx, a.ID) },
+		createdOrUpdated(domain.AgentCreated, domain.AgentUpdated, domain.AgentData{Agent: a}, &created))
 	return created, err
 }
 
 // DeleteAgent deletes an agent that is not in a call.
 func (d *Distributor) DeleteAgent(ctx context.Context, id string) error {
-	_, err := d.change(ctx, domain.AgentDeleted, id, func() (int64, error) {
+	_, err := d.change(ctx, id, func() (int64, error) {
 		a, err := d.cfg.Store.Agent(ctx, id)
 		if err != nil {
 			return 0, err
@@ -355,7 +346,7 @@ func (d *Distributor) DeleteAgent(ctx context.Context, id string) error {
 			return 0, fmt.Errorf("agent %s is %s: %w", id, a.State, ErrInUse)
 		}
 		return int64(a.Version), nil
-	}, func() (any, error) { return struct{}{}, nil })
+	}, fixed(domain.AgentDeleted, struct{}{}))
 	return err
 }
 
@@ -366,11 +357,12 @@ func (d *Distributor) SetStatus(ctx context.Context, id, status, reason string) 
 	default:
 		return &domain.FieldError{Field: "status", Problem: fmt.Sprintf("%q: want available, on_break or logged_out", status)}
 	}
-	_, err := d.change(ctx, domain.AgentStatusChanged, id, func() (int64, error) {
+	_, err := d.change(ctx, id, func() (int64, error) {
 		a, err := d.cfg.Store.Agent(ctx, id)
 		return int64(a.Version), err
-	}, func() (any, error) {
-		return domain.StatusData{Status: status, Reason: reason, At: now().UnixMilli()}, nil
+	}, func(int64) (string, any) {
+		// Stamped per attempt: a retry after a conflict is a new decision.
+		return domain.AgentStatusChanged, domain.StatusData{Status: status, Reason: reason, At: now().UnixMilli()}
 	})
 	return err
 }
@@ -394,7 +386,9 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 	if m.MaxWait == 0 {
 		m.MaxWait = q.MaxWaitSeconds
 	}
-	if st, ok, err := d.cfg.Store.Stats(ctx, m.Queue, now(), time.Minute); err == nil && ok && st.Agents["available"]+st.Agents["on_break"] == 0 {
+	if in, err := d.cfg.Store.LoggedIn(ctx, m.Queue); err != nil {
+		return projection.MemberView{}, err
+	} else if !in {
 		return projection.MemberView{}, fmt.Errorf("queue %s: %w", m.Queue, ErrNoAgents)
 	}
 	if _, err := d.append(ctx, "join-"+m.CallID, domain.MemberJoined, m.Queue, m.CallID, domain.MemberData{Member: m}, eventlog.Any); err != nil {

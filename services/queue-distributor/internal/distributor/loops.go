@@ -15,7 +15,7 @@ import (
 const Heartbeat = 2 * time.Second
 
 // wakeSoon makes the timer loop look again (a new, earlier wake time).
-func (d *Distributor) wakeSoon(time.Duration) {
+func (d *Distributor) wakeSoon() {
 	select {
 	case d.wakeC <- struct{}{}:
 	default:

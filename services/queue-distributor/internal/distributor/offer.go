@@ -154,6 +154,9 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 		more = time.After(time.Duration(q.RingProgressivelyDelaySecs) * time.Second)
 	}
 	var declined []ringResult
+	// stopped: the caller left or pressed an exit key (ctx ended); rings
+	// that still answer are hung up, none is bridged.
+	stopped, stop := false, ctx.Done()
 	for ringing > 0 {
 		select {
 		case <-more:
@@ -170,11 +173,11 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 			}
 			run.mu.Lock()
 			first := run.winner == ""
-			if first && ctx.Err() == nil {
+			if first && !stopped {
 				run.winner = r.agent.ID
 			}
 			run.mu.Unlock()
-			if !first || ctx.Err() != nil {
+			if !first || stopped {
 				// Lost the race, or the caller left: this agent answered
 				// for nothing. Hang the leg up; no penalty.
 				d.hangupLeg(bg, o.Member.Node, r.leg, "LOSE_RACE")
@@ -190,14 +193,15 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 			}
 			run.mu.Unlock()
 			d.bridge(bg, run, o, r)
-		case <-ctx.Done():
-			// The caller hung up or pressed an exit key: stop every ring.
+		case <-stop:
+			// The caller hung up or pressed an exit key: stop every ring,
+			// then keep collecting the originates' results.
+			stopped, stop, more = true, nil, nil
 			run.mu.Lock()
 			for _, leg := range run.legs {
 				d.hangupLeg(bg, o.Member.Node, leg, "ORIGINATOR_CANCEL")
 			}
 			run.mu.Unlock()
-			ctx = bg // keep collecting results
 		}
 	}
 	for _, r := range declined {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -368,8 +367,25 @@ func TestReleaseAndDeclineGoBack(t *testing.T) {
 	if o == nil {
 		t.Fatal("no offer")
 	}
+	offered := func() string {
+		as, err := f.s.Agents(ctx, domain.StateOffered)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range as {
+			ids = append(ids, a.ID)
+		}
+		return fmt.Sprint(ids)
+	}
+	if got := offered(); got != "[a]" {
+		t.Fatalf("offered agents after the reservation: %s", got)
+	}
 	if err := f.s.Release(ctx, "q", "m", "o1", true, []string{"a"}, f.clock); err != nil {
 		t.Fatal(err)
+	}
+	if got := offered(); got != "[]" {
+		t.Fatalf("offered agents after the release: %s", got)
 	}
 	if got := f.decide("q"); fmt.Sprint(got) != "[a]" {
 		t.Fatalf("after release offered to %v", got)
@@ -400,6 +416,9 @@ func TestReleaseAndDeclineGoBack(t *testing.T) {
 			}
 			offer = o.ID
 		}
+	}
+	if got := offered(); got != "[]" {
+		t.Fatalf("offered agents after the declines: %s", got)
 	}
 	av, _ := f.s.Agent(ctx, "a")
 	if av.Status != domain.StatusOnBreak || av.NoAnswer != 2 {
@@ -438,11 +457,6 @@ func TestStats(t *testing.T) {
 	if string(gj) != string(wj) {
 		t.Fatalf("stats\n got %s\nwant %s", gj, wj)
 	}
-	keys := make([]string, 0)
-	for k := range st.Agents {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	if _, ok, _ := f.s.Stats(ctx, "nope", f.clock, time.Minute); ok {
 		t.Fatal("stats of a missing queue")
 	}

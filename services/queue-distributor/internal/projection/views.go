@@ -115,9 +115,13 @@ func (s *Store) Agent(ctx context.Context, id string) (AgentView, error) {
 }
 
 // Agents reads every agent (sorted by id), optionally only those in
-// state (e.g. "offered").
+// state (e.g. "in_call").
 func (s *Store) Agents(ctx context.Context, state string) ([]AgentView, error) {
-	ids, err := s.rdb.SMembers(ctx, s.key("agents")).Result()
+	set := "agents"
+	if state == "offered" {
+		set = "offered" // indexed: recovery reads it every heartbeat
+	}
+	ids, err := s.rdb.SMembers(ctx, s.key(set)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
@@ -278,4 +282,36 @@ func (s *Store) LoadOutcome(ctx context.Context, callID string) ([]byte, error) 
 		return nil, nil
 	}
 	return b, err
+}
+
+// LoggedIn reports whether an agent of queue is logged in (available or
+// on a break, as mod_callcenter counts agents). An idle agent answers it
+// at once; otherwise the queue's agents are read in batches until one is
+// found.
+func (s *Store) LoggedIn(ctx context.Context, queue string) (bool, error) {
+	if n, err := s.rdb.ZCard(ctx, s.key("idle", queue)).Result(); err != nil || n > 0 {
+		return n > 0, err
+	}
+	ids, err := s.rdb.HKeys(ctx, s.key("tier", queue)).Result()
+	if err != nil {
+		return false, fmt.Errorf("agents of %s: %w", queue, err)
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, n)
+		for i, id := range ids[:n] {
+			cmds[i] = pipe.HGet(ctx, s.key("a", id), "status")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return false, fmt.Errorf("agents of %s: %w", queue, err)
+		}
+		for _, c := range cmds {
+			if st := c.Val(); st != "" && st != "logged_out" {
+				return true, nil
+			}
+		}
+		ids = ids[n:]
+	}
+	return false, nil
 }

@@ -247,10 +247,17 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 		t.Fatalf("stats %v", st)
 	}
 
-	// The log rebuilt into an empty projection is the live one.
+	// The log rebuilt into an empty projection is the live one (once the
+	// live one holds every event).
 	e.eventually("projection caught up", func() bool {
-		a, _ := e.svc.store.LastApplied(context.Background(), "AGENTS")
-		return a > 0
+		for _, s := range []string{"QUEUES", "AGENTS"} {
+			got, _ := e.svc.store.LastApplied(context.Background(), s)
+			last, err := e.svc.elog.Last(context.Background(), s)
+			if err != nil || got != last {
+				return false
+			}
+		}
+		return true
 	})
 	rdb := redis.NewClient(&redis.Options{Addr: servers.Redis.Addr()})
 	defer rdb.Close()
@@ -306,6 +313,26 @@ func TestCallerHangupStopsTheRing(t *testing.T) {
 				t.Fatalf("ghost channel %s left ringing", id)
 			}
 		}
+	}
+}
+
+func TestReplacingIsAnUpdateInTheLog(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", "/v1/queues/q", map[string]any{}, 201)
+	e.do("PUT", "/v1/queues/q", map[string]any{"strategy": "top-down"}, 200)
+	e.do("PUT", "/v1/agents/a", map[string]any{"contact": "user/a"}, 201)
+	e.do("PUT", "/v1/agents/a", map[string]any{"contact": "user/b"}, 200)
+	for stream, subject := range map[string]string{"QUEUES": "queues.q.updated", "AGENTS": "agents.a.updated"} {
+		s, err := e.js.Stream(context.Background(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetLastMsgForSubject(context.Background(), subject); err != nil {
+			t.Errorf("%s: %v", subject, err)
+		}
+	}
+	if q := e.do("GET", "/v1/queues/q", nil, 200); q["strategy"] != "top-down" {
+		t.Fatalf("queue after replace: %v", q)
 	}
 }
 

@@ -4,10 +4,12 @@
 package adminhttp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/switchyard-voice/switchyard/pkg/admin"
@@ -70,10 +72,38 @@ func mapErr(err error) error {
 	return err
 }
 
-func decode(r *http.Request, v any) error {
-	if err := admin.DecodeJSON(r, v); err != nil {
-		return err
+// named decodes the body of a PUT on the resource the path names (path
+// value key); a name in the body must be the path's.
+func named(r *http.Request, key string, body any, field *string) (string, error) {
+	n, err := name(r, key, key)
+	if err != nil {
+		return "", err
 	}
+	if err := admin.DecodeJSON(r, body); err != nil {
+		return "", err
+	}
+	if *field != "" && *field != n {
+		return "", admin.Invalid(key, "%q does not match the path's %q", *field, n)
+	}
+	*field = n
+	return n, nil
+}
+
+// stored answers a change with the resource as the projection now holds
+// it: 201 when created, else 200.
+func stored(w http.ResponseWriter, created bool, err error, read func() (any, error)) error {
+	if err != nil {
+		return mapErr(err)
+	}
+	v, err := read()
+	if err != nil {
+		return mapErr(err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	admin.WriteJSON(w, status, v)
 	return nil
 }
 
@@ -115,32 +145,13 @@ func Register(srv *admin.Server, d Deps) {
 		return nil
 	})
 	srv.Handle("PUT /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "name")
-		if err != nil {
-			return err
-		}
 		var q domain.Queue
-		if err := decode(r, &q); err != nil {
+		n, err := named(r, "name", &q, &q.Name)
+		if err != nil {
 			return err
 		}
-		if q.Name != "" && q.Name != n {
-			return admin.Invalid("name", "%q does not match the path's %q", q.Name, n)
-		}
-		q.Name = n
 		created, err := d.D.PutQueue(r.Context(), q)
-		if err != nil {
-			return mapErr(err)
-		}
-		v, err := d.Store.Queue(r.Context(), n)
-		if err != nil {
-			return mapErr(err)
-		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
-		admin.WriteJSON(w, status, v)
-		return nil
+		return stored(w, created, err, func() (any, error) { return d.Store.Queue(r.Context(), n) })
 	})
 	srv.Handle("DELETE /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
@@ -178,7 +189,7 @@ func Register(srv *admin.Server, d Deps) {
 			return err
 		}
 		var t domain.Tier
-		if err := decode(r, &t); err != nil {
+		if err := admin.DecodeJSON(r, &t); err != nil {
 			return err
 		}
 		t.Queue, t.Agent = n, a
@@ -264,32 +275,13 @@ func Register(srv *admin.Server, d Deps) {
 		return nil
 	})
 	srv.Handle("PUT /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		id, err := name(r, "id", "id")
-		if err != nil {
-			return err
-		}
 		var a domain.Agent
-		if err := decode(r, &a); err != nil {
+		id, err := named(r, "id", &a, &a.ID)
+		if err != nil {
 			return err
 		}
-		if a.ID != "" && a.ID != id {
-			return admin.Invalid("id", "%q does not match the path's %q", a.ID, id)
-		}
-		a.ID = id
 		created, err := d.D.PutAgent(r.Context(), a)
-		if err != nil {
-			return mapErr(err)
-		}
-		v, err := d.Store.Agent(r.Context(), id)
-		if err != nil {
-			return mapErr(err)
-		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
-		admin.WriteJSON(w, status, v)
-		return nil
+		return stored(w, created, err, func() (any, error) { return d.Store.Agent(r.Context(), id) })
 	})
 	srv.Handle("DELETE /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		id, err := name(r, "id", "id")
@@ -313,7 +305,7 @@ func Register(srv *admin.Server, d Deps) {
 				Reason string `json:"reason"`
 			}
 			if status == "" {
-				if err := decode(r, &body); err != nil {
+				if err := admin.DecodeJSON(r, &body); err != nil {
 					return err
 				}
 			} else {
@@ -322,15 +314,8 @@ func Register(srv *admin.Server, d Deps) {
 			if len(body.Reason) > 256 {
 				return admin.Invalid("reason", "longer than 256 bytes")
 			}
-			if err := d.D.SetStatus(r.Context(), id, body.Status, body.Reason); err != nil {
-				return mapErr(err)
-			}
-			a, err := d.Store.Agent(r.Context(), id)
-			if err != nil {
-				return mapErr(err)
-			}
-			admin.WriteJSON(w, http.StatusOK, a)
-			return nil
+			err = d.D.SetStatus(r.Context(), id, body.Status, body.Reason)
+			return stored(w, false, err, func() (any, error) { return d.Store.Agent(r.Context(), id) })
 		}
 	}
 	srv.Handle("PUT /v1/agents/{id}/status", setStatus(""))
@@ -338,13 +323,30 @@ func Register(srv *admin.Server, d Deps) {
 	srv.Handle("POST /v1/agents/{id}/logout", setStatus(domain.StatusLoggedOut))
 }
 
-// StatsJSON is the wallboard's source: GET /v1/stats's body.
+// StatsJSON is the wallboard stream's source: GET /v1/stats's body, with
+// `at` kept from the snapshot before while the numbers are the same — the
+// stream sends only changed bytes, and a fresh time on every poll would
+// make every poll a change.
 func StatsJSON(st *projection.Store, window time.Duration) func(ctx context.Context) ([]byte, error) {
+	var mu sync.Mutex
+	var lastQueues []byte
+	var lastAt time.Time
 	return func(ctx context.Context) ([]byte, error) {
 		b, err := Stats(ctx, st, window)
 		if err != nil {
 			return nil, err
 		}
+		queues, err := json.Marshal(b.Queues)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		if bytes.Equal(queues, lastQueues) {
+			b.At = lastAt
+		} else {
+			lastQueues, lastAt = queues, b.At
+		}
+		mu.Unlock()
 		return json.Marshal(b)
 	}
 }

@@ -68,7 +68,6 @@ type Server struct {
 func (s *Server) Start() (func(), error) {
 	var subs []*nats.Subscription
 	for subj, h := range map[string]func(context.Context, []byte) Reply{Enqueue: s.enqueue, Status: s.status} {
-		h := h
 		sub, err := s.NC.QueueSubscribe(subj, "queue-distributor", func(m *nats.Msg) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -113,7 +112,7 @@ func refuse(err error) Reply {
 
 func (s *Server) enqueue(ctx context.Context, body []byte) Reply {
 	var req EnqueueRequest
-	dec := json.NewDecoder(bytesReader(body))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return Reply{Error: &Error{Code: "invalid_request", Message: "enqueue request: " + err.Error()}}
@@ -192,5 +191,3 @@ func (n *Notifier) CancelOffer(callID string) {
 		n.Log.Warn("cannot publish offer cancel", "callid", callID, "err", err)
 	}
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -156,6 +156,7 @@ elseif typ == 'agent.deleted' then
   end
   redis.call('DEL', k('a', id), k('ask', id), k('atier', id))
   redis.call('SREM', k('agents'), id)
+  redis.call('SREM', k('offered'), id)
 
 elseif typ == 'agent.status.changed' then
   local ak = k('a', id)
@@ -179,6 +180,7 @@ elseif typ == 'agent.state.changed' then
     local cur = redis.call('HMGET', ak, 'state', 'offer_id', 'offer_call')
     if d.state == 'offered' then
       if cur[1] == 'idle' or (cur[1] == 'offered' and cur[2] == d.offer_id) then
+        redis.call('SADD', k('offered'), id)
         redis.call('HSET', ak, 'state', 'offered', 'offer_id', d.offer_id, 'offer_call', d.call_id,
           'offer_queue', d.queue, 'owner', d.owner or '', 'leg', d.leg or '', 'node', d.node or '', 'offered_at', d.at_ms, 'ver', seq)
         unindex(id)
@@ -187,6 +189,7 @@ elseif typ == 'agent.state.changed' then
       end
     elseif d.state == 'in_call' then
       if cur[1] == 'offered' and cur[2] == d.offer_id then
+        redis.call('SREM', k('offered'), id)
         redis.call('HSET', ak, 'state', 'in_call', 'leg', d.leg or '', 'answered_at', d.at_ms, 'wait_ms', d.wait_ms or 0, 'noans', 0, 'ver', seq)
         redis.call('HINCRBY', ak, 'calls', 1)
         redis.call('SET', k('incall', d.call_id), id)
@@ -221,6 +224,7 @@ elseif typ == 'agent.offer.declined' then
   local ak = k('a', id)
   local cur = redis.call('HMGET', ak, 'state', 'offer_id', 'noans', 'cfg', 'status')
   if cur[1] == 'offered' and cur[2] == d.offer_id then
+    redis.call('SREM', k('offered'), id)
     redis.call('HSET', ak, 'state', 'idle', 'ready_at', d.ready_at_ms or d.at_ms, 'ver', seq)
     redis.call('HDEL', ak, 'offer_id', 'offer_call', 'offer_queue', 'owner', 'offered_at', 'leg', 'node')
     if d.counts_as_no_answer then

@@ -132,6 +132,7 @@ for _, cid in ipairs(members) do
       for _, a in ipairs(got) do
         local ak = k('a', a)
         redis.call('HSET', ak, 'state', 'offered', 'offer_id', offer_id, 'offer_call', cid, 'offer_queue', q, 'owner', owner)
+        redis.call('SADD', k('offered'), a)
         unindex(a)
         local h = redis.call('HMGET', ak, 'cfg', 'ver')
         out[#out + 1] = a

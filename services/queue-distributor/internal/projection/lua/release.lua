@@ -15,6 +15,7 @@ for i = 7, #ARGV do
   local h = redis.call('HMGET', ak, 'state', 'offer_id', 'leg')
   if h[1] == 'offered' and h[2] == offer_id and not h[3] then
     redis.call('HSET', ak, 'state', 'idle')
+    redis.call('SREM', k('offered'), a)
     redis.call('HDEL', ak, 'offer_id', 'offer_call', 'offer_queue', 'owner')
     index(a, now)
   end
