@@ -45,8 +45,8 @@ func (m memStore) Get(_ context.Context, name string) (app.Policy, error) {
 // instantQueue bridges every caller at once.
 type instantQueue struct{}
 
-func (instantQueue) Enqueue(context.Context, string, luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
-	return luaapi.EnqueueResult{Outcome: "bridged", Agent: "1001"}, nil
+func (instantQueue) Enqueue(context.Context, luaapi.Call, luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
+	return luaapi.EnqueueResult{Outcome: luaapi.OutcomeAnswered, Agent: "1001"}, nil
 }
 
 func benchRunner(b *testing.B) *app.Runner {

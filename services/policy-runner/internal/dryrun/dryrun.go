@@ -228,7 +228,7 @@ type scriptedQueue struct {
 	n int
 }
 
-func (q *scriptedQueue) Enqueue(_ context.Context, _ string, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
+func (q *scriptedQueue) Enqueue(_ context.Context, _ luaapi.Call, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
 	if err := q.c.act("queue " + req.Queue); err != nil {
 		return luaapi.EnqueueResult{}, err
 	}
@@ -238,11 +238,9 @@ func (q *scriptedQueue) Enqueue(_ context.Context, _ string, req luaapi.EnqueueR
 		return luaapi.EnqueueResult{}, errors.New("the test call has no more queue outcomes")
 	}
 	q.n++
-	res := q.c.script.Queue[q.n-1]
-	if res.Outcome == "bridged" {
-		q.c.hung = true // the call was answered by an agent and left the policy
-	}
-	return res, nil
+	// An answered caller is still there when the agent hangs up first;
+	// a script's hangup_after says when the caller hangs up instead.
+	return q.c.script.Queue[q.n-1], nil
 }
 
 // memKV is the tenant state of a dry run.

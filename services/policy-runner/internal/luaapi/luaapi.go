@@ -1,7 +1,7 @@
 // Package luaapi is what a routing policy sees: the `call` table, `log`,
-// `json`, the services still to come (`queue`, `connector`, `push`) that
-// answer "not available" until they exist, and a mod_lua compatibility
-// layer (`session`, `freeswitch`) so existing FreeSWITCH IVR scripts run
+// `json`, `queue` (the queue-distributor), the services still to come
+// (`connector`, `push`) that answer "not available" until they exist, and
+// a mod_lua compatibility layer (`session`, `freeswitch`) so existing FreeSWITCH IVR scripts run
 // unchanged. docs/lua-api.md documents every function with an example.
 package luaapi
 
@@ -59,22 +59,36 @@ type Call struct {
 
 // Queue puts a caller in a queue and returns when they leave it.
 type Queue interface {
-	Enqueue(ctx context.Context, callID string, req EnqueueRequest) (EnqueueResult, error)
+	Enqueue(ctx context.Context, call Call, req EnqueueRequest) (EnqueueResult, error)
 }
 
 // EnqueueRequest is queue.enqueue's arguments.
 type EnqueueRequest struct {
-	Queue    string        `json:"queue"`
-	Priority int           `json:"priority,omitempty"`
-	Skills   []string      `json:"skills,omitempty"`
-	Timeout  time.Duration `json:"timeout,omitempty"`
+	Queue    string `json:"queue"`
+	Priority int    `json:"priority,omitempty"`
+	// Skills are the skills the caller needs, each with the lowest level
+	// an agent must have.
+	Skills  map[string]int `json:"skills,omitempty"`
+	Timeout time.Duration  `json:"timeout,omitempty"`
 }
+
+// Queue outcomes (the queue-distributor's, docs/events.md).
+const (
+	OutcomeAnswered   = "answered"
+	OutcomeTimeout    = "timeout"
+	OutcomeExitKey    = "exit_key"
+	OutcomeAbandoned  = "abandoned"
+	OutcomeNoAgents   = "no_agents"
+	OutcomeOverflowed = "overflowed"
+)
 
 // EnqueueResult is how the caller left the queue.
 type EnqueueResult struct {
-	Outcome     string  `json:"outcome"` // bridged, timeout, abandoned, …
+	Outcome     string  `json:"outcome"`
 	Agent       string  `json:"agent,omitempty"`
 	WaitSeconds float64 `json:"wait_seconds"`
+	Digit       string  `json:"digit,omitempty"`  // exit_key: the key pressed
+	Target      string  `json:"target,omitempty"` // overflowed: where to send the caller
 }
 
 // KV is a tenant's small state, already scoped to the call's tenant.

@@ -17,6 +17,10 @@ var (
 // state (a counter, a last-seen time, a flag), not documents.
 const MaxKVValue = 4 << 10
 
+// maxSkills bounds the skills one caller may ask for (the distributor's
+// own limit).
+const maxSkills = 32
+
 // queueTable is queue.enqueue(name, {priority, skills, timeout}).
 func (a *api) queueTable(L *lua.LState) *lua.LTable {
 	t := L.NewTable()
@@ -32,27 +36,58 @@ func (a *api) queueTable(L *lua.LState) *lua.LTable {
 				req.Timeout = time.Duration(secs) * time.Second
 			}
 			if sk, ok := L.GetField(o, "skills").(*lua.LTable); ok {
-				for i := 1; i <= sk.Len() && i <= 32; i++ {
-					req.Skills = append(req.Skills, lua.LVAsString(sk.RawGetInt(i)))
-				}
+				req.Skills = skillsArg(L, sk)
 			}
 		}
 		a.trace("queue.enqueue", name)
 		if a.env.Queue == nil {
-			L.RaiseError("queue.enqueue: %v: the queue-distributor is not built yet (issue 5)", ErrNotAvailable)
+			L.RaiseError("queue.enqueue: %v: no queue-distributor in this run", ErrNotAvailable)
 		}
-		res, err := a.env.Queue.Enqueue(a.env.Ctx, a.env.Call.CallID, req)
+		res, err := a.env.Queue.Enqueue(a.env.Ctx, a.env.Call, req)
 		if err != nil {
 			fail(L, "queue.enqueue", err)
 		}
-		out := L.CreateTable(0, 3)
+		out := L.CreateTable(0, 5)
 		out.RawSetString("outcome", lua.LString(res.Outcome))
 		out.RawSetString("agent", lua.LString(res.Agent))
 		out.RawSetString("wait_seconds", lua.LNumber(res.WaitSeconds))
+		if res.Digit != "" {
+			out.RawSetString("digit", lua.LString(res.Digit))
+		}
+		if res.Target != "" {
+			out.RawSetString("target", lua.LString(res.Target))
+		}
 		L.Push(out)
 		return 1
 	}))
 	return t
+}
+
+// skillsArg reads queue.enqueue's skills: a list of names ({"french"},
+// any level will do) or names with the lowest level wanted ({french = 3});
+// both may be mixed.
+func skillsArg(L *lua.LState, t *lua.LTable) map[string]int {
+	out := map[string]int{}
+	bad := ""
+	t.ForEach(func(k, v lua.LValue) {
+		if bad != "" {
+			return
+		}
+		switch {
+		case len(out) >= maxSkills:
+			bad = fmt.Sprintf("at most %d skills", maxSkills)
+		case k.Type() == lua.LTNumber && v.Type() == lua.LTString:
+			out[v.String()] = max(out[v.String()], 0)
+		case k.Type() == lua.LTString && v.Type() == lua.LTNumber:
+			out[k.String()] = int(v.(lua.LNumber))
+		default:
+			bad = fmt.Sprintf("skills: want {\"name\", …} or {name = level}, got %s = %s", k.Type(), v.Type())
+		}
+	})
+	if bad != "" {
+		L.ArgError(2, bad)
+	}
+	return out
 }
 
 // kvTable is kv.get / kv.set / kv.delete on the tenant's small state.

@@ -191,8 +191,8 @@ type recordedQueue struct {
 	q luaapi.Queue
 }
 
-func (q recordedQueue) Enqueue(ctx context.Context, callID string, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
-	res, err := q.q.Enqueue(ctx, callID, req)
+func (q recordedQueue) Enqueue(ctx context.Context, call luaapi.Call, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
+	res, err := q.q.Enqueue(ctx, call, req)
 	q.r.add(OpQueue, req.Queue, res, err)
 	return res, err
 }
@@ -366,7 +366,7 @@ func (c replayCall) Ready() bool {
 
 type replayQueue struct{ p *Replayer }
 
-func (q replayQueue) Enqueue(_ context.Context, _ string, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
+func (q replayQueue) Enqueue(_ context.Context, _ luaapi.Call, req luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
 	var r luaapi.EnqueueResult
 	err := q.p.next(OpQueue, req.Queue, &r)
 	return r, err

@@ -70,7 +70,7 @@ func (openOnWeekdays) IsOpen(name string, t time.Time) (bool, error) {
 
 type slowQueue struct{}
 
-func (slowQueue) Enqueue(context.Context, string, luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
+func (slowQueue) Enqueue(context.Context, luaapi.Call, luaapi.EnqueueRequest) (luaapi.EnqueueResult, error) {
 	return luaapi.EnqueueResult{Outcome: "timeout", WaitSeconds: 300}, nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/coreapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/queuectl"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/schedulefile"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/tenantstate"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/app"
@@ -217,6 +218,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 			return nil
 		},
 		Schedules:    s.sched,
+		Queue:        queuectl.New(s.nc),
 		MaxTapeBytes: cfg.MaxTapeBytes,
 		Finished: func(ev app.RunEvent, outcome string, d time.Duration) {
 			s.metrics.Runs.WithLabelValues(ev.Policy, outcome, ev.Limit).Inc()

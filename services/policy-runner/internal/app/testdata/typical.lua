@@ -17,6 +17,6 @@ if not ok then
   log.warn("queue unavailable", {queue = q})
   return call.transfer("operator", "XML", "default")
 end
-if r.outcome ~= "bridged" then
+if r.outcome ~= "answered" then
   call.transfer("voicemail", "XML", "default")
 end
