@@ -166,4 +166,3 @@ func eventually(t *testing.T, within time.Duration, what string, f func() bool) 
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
