@@ -50,6 +50,9 @@ type Config struct {
 	Gateway  Gateway
 	Notify   Notifier
 	Logger   *slog.Logger
+	// StatsWindow is the window of the stats an estimated wait is
+	// taken from (default 15 min).
+	StatsWindow time.Duration
 	// Offered is called when an originate goes out (for metrics and the
 	// latency benchmark): the time the decision was triggered.
 	Offered func(trigger time.Time)
@@ -386,9 +389,12 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 	if m.MaxWait == 0 {
 		m.MaxWait = q.MaxWaitSeconds
 	}
+	// Nobody logged in: the caller is told at once, unless the queue
+	// lets callers wait for agents (max_wait_with_no_agent; Waiting ends
+	// their wait).
 	if in, err := d.cfg.Store.LoggedIn(ctx, m.Queue); err != nil {
 		return projection.MemberView{}, err
-	} else if !in {
+	} else if !in && q.MaxWaitNoAgentSeconds == 0 {
 		return projection.MemberView{}, fmt.Errorf("queue %s: %w", m.Queue, ErrNoAgents)
 	}
 	if _, err := d.append(ctx, "join-"+m.CallID, domain.MemberJoined, m.Queue, m.CallID, domain.MemberData{Member: m}, eventlog.Any); err != nil {

@@ -54,14 +54,19 @@ type Escalation struct {
 
 // Queue is a queue's configuration. Zero durations mean "none".
 type Queue struct {
-	Name                         string       `json:"name"`
-	Strategy                     Strategy     `json:"strategy"`
-	MOHSound                     string       `json:"moh_sound,omitempty"`
-	MaxWaitSeconds               int          `json:"max_wait_seconds,omitempty"`
-	MaxWaitNoAgentSeconds        int          `json:"max_wait_with_no_agent_seconds,omitempty"`
-	MaxWaitNoAgentReachedSeconds int          `json:"max_wait_with_no_agent_time_reached_seconds,omitempty"`
-	AnnounceSound                string       `json:"announce_sound,omitempty"`
-	AnnounceFrequencySeconds     int          `json:"announce_frequency_seconds,omitempty"`
+	Name                         string   `json:"name"`
+	Strategy                     Strategy `json:"strategy"`
+	MOHSound                     string   `json:"moh_sound,omitempty"`
+	MaxWaitSeconds               int      `json:"max_wait_seconds,omitempty"`
+	MaxWaitNoAgentSeconds        int      `json:"max_wait_with_no_agent_seconds,omitempty"`
+	MaxWaitNoAgentReachedSeconds int      `json:"max_wait_with_no_agent_time_reached_seconds,omitempty"`
+	AnnounceSound                string   `json:"announce_sound,omitempty"`
+	AnnounceFrequencySeconds     int      `json:"announce_frequency_seconds,omitempty"`
+	// AnnouncePosition and AnnounceWaitTime add the caller's place in
+	// line and the estimated wait to each announcement, as FreeSWITCH
+	// phrase macros (docs/operations/queue-distributor.md).
+	AnnouncePosition             bool         `json:"announce_position,omitempty"`
+	AnnounceWaitTime             bool         `json:"announce_wait_time,omitempty"`
 	ExitKeys                     string       `json:"exit_keys,omitempty"`
 	OverflowTarget               string       `json:"overflow_target,omitempty"`
 	TierRulesApply               bool         `json:"tier_rules_apply,omitempty"`
@@ -221,6 +226,15 @@ func (q *Queue) Validate() error {
 	}
 	if q.RingProgressivelyDelaySecs == 0 {
 		q.RingProgressivelyDelaySecs = 10
+	}
+	if q.MaxWaitNoAgentSeconds > 0 && q.MaxWaitNoAgentReachedSeconds == 0 {
+		q.MaxWaitNoAgentReachedSeconds = 5 // mod_callcenter's default
+	}
+	if (q.AnnounceSound != "" || q.AnnouncePosition || q.AnnounceWaitTime) && q.AnnounceFrequencySeconds == 0 {
+		return fieldErr("announce_frequency_seconds", "announcements need a frequency (seconds between them)")
+	}
+	if q.AnnounceFrequencySeconds > 0 && q.AnnounceFrequencySeconds < 5 {
+		return fieldErr("announce_frequency_seconds", "%d is too often; at least 5 seconds", q.AnnounceFrequencySeconds)
 	}
 	for _, k := range q.ExitKeys {
 		if !strings.ContainsRune("0123456789*#", k) {

@@ -107,7 +107,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	s.elog = eventlog.New(s.js, "switchyard/queue-distributor/"+cfg.Instance)
 	s.d = distributor.New(distributor.Config{
 		Instance: cfg.Instance, Log: s.elog, Store: s.store, Gateway: gateway.New(s.nc),
-		Notify: &queuectl.Notifier{NC: s.nc, Store: s.store, Log: log}, Logger: log,
+		Notify: &queuectl.Notifier{NC: s.nc, Store: s.store, Log: log}, Logger: log, StatsWindow: cfg.StatsWindow,
 		Offered: func(trigger time.Time) { s.m.OfferLatency.Observe(time.Since(trigger).Seconds()) },
 	})
 	adm := admin.New(admin.Options{Registry: s.m.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{
@@ -163,9 +163,10 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.d.Run(ctx, s.cfg.Workers) }()
 	go func() { defer wg.Done(); s.d.Timers(ctx) }()
+	go func() { defer wg.Done(); s.d.Waiting(ctx) }()
 	// Look at every queue once: members may have waited while no
 	// distributor ran.
 	if names, err := s.store.QueueNames(ctx); err == nil {
