@@ -383,6 +383,16 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 	if err != nil {
 		return projection.MemberView{}, err
 	}
+	if q.AbandonedResumeAllowed && m.CallerNumber != "" && m.JoinedAt == 0 {
+		// The same number hung up while waiting a moment ago: it takes
+		// its place in line again (mod_callcenter's abandoned-resume).
+		if at, ok, err := d.cfg.Store.TakePlace(ctx, m.Queue, m.CallerNumber); err != nil {
+			d.log.Warn("cannot look up a held place", "callid", m.CallID, "err", err)
+		} else if ok {
+			m.JoinedAt = at
+			d.log.Info("caller resumes their place", "callid", m.CallID, "queue", m.Queue, "joined_ms", at)
+		}
+	}
 	if m.JoinedAt == 0 {
 		m.JoinedAt = now().UnixMilli()
 	}
@@ -421,6 +431,14 @@ func (d *Distributor) finishMember(ctx context.Context, m projection.MemberView,
 	}
 	out.Queue, out.WaitSeconds = m.Queue, float64(data.WaitMS)/1000
 	d.cfg.Notify.Outcome(m.CallID, out)
+	if typ == domain.MemberAbandoned && m.CallerNumber != "" {
+		if q, err := d.cfg.Store.Queue(ctx, m.Queue); err == nil && q.AbandonedResumeAllowed {
+			ttl := time.Duration(q.DiscardAbandonedAfterSeconds) * time.Second
+			if err := d.cfg.Store.HoldPlace(ctx, m.Queue, m.CallerNumber, m.JoinedAt, ttl); err != nil {
+				d.log.Warn("cannot hold an abandoned caller's place", "callid", m.CallID, "err", err)
+			}
+		}
+	}
 	return nil
 }
 

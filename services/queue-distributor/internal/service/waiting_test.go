@@ -115,3 +115,51 @@ func TestCallersLeaveAQueueWithoutAgents(t *testing.T) {
 		t.Fatalf("members %v, want c-3 waiting", m)
 	}
 }
+
+// A caller who hung up while waiting and calls back from the same number
+// within discard_abandoned_after takes their old place again, ahead of
+// those who joined after them; on a queue without abandoned_resume_allowed
+// they start at the end.
+func TestAbandonedCallerResumesTheirPlace(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", "/v1/agents/1001", map[string]any{"contact": "user/1001"}, 201)
+	for _, q := range []struct {
+		name   string
+		resume bool
+	}{{"support", true}, {"sales", false}} {
+		e.do("PUT", "/v1/queues/"+q.name, map[string]any{"abandoned_resume_allowed": q.resume, "discard_abandoned_after_seconds": 60}, 201)
+		e.do("PUT", "/v1/queues/"+q.name+"/tiers/1001", map[string]any{"level": 1}, 200)
+	}
+	e.do("POST", "/v1/agents/1001/login", nil, 200)
+	e.do("PUT", "/v1/agents/1001/status", map[string]any{"status": "on_break"}, 200)
+
+	order := func(queue string) string {
+		var ids []string
+		for _, m := range e.do("GET", "/v1/queues/"+queue+"/members", nil, 200)["members"].([]any) {
+			ids = append(ids, m.(map[string]any)["call_id"].(string))
+		}
+		return strings.Join(ids, " ")
+	}
+	for _, queue := range []string{"support", "sales"} {
+		first, second, again := queue+"-1", queue+"-2", queue+"-3"
+		for _, c := range []struct{ id, number string }{{first, "+4411"}, {second, "+4422"}} {
+			e.caller(c.id)
+			e.enqueue(queuectl.EnqueueRequest{CallID: c.id, Queue: queue, Node: "fs1", CallerNumber: c.number})
+			time.Sleep(5 * time.Millisecond)
+		}
+		outs := e.outcomes(first)
+		e.callEvent(first, "hangup", map[string]any{"cause": "NORMAL_CLEARING"})
+		if o := wait(t, outs, "abandoned"); o.Outcome != "abandoned" {
+			t.Fatalf("%s: %+v", queue, o)
+		}
+		e.caller(again)
+		e.enqueue(queuectl.EnqueueRequest{CallID: again, Queue: queue, Node: "fs1", CallerNumber: "+4411"})
+		want := again + " " + second
+		if queue == "sales" {
+			want = second + " " + again
+		}
+		if got := order(queue); got != want {
+			t.Fatalf("%s: line %q, want %q", queue, got, want)
+		}
+	}
+}
