@@ -182,6 +182,10 @@ func (s *Store) Member(ctx context.Context, callID string) (MemberView, error) {
 	if err != nil {
 		return MemberView{}, fmt.Errorf("read member %s: %w", callID, err)
 	}
+	return memberView(callID, h)
+}
+
+func memberView(callID string, h map[string]string) (MemberView, error) {
 	if len(h) == 0 {
 		return MemberView{}, fmt.Errorf("member %s: %w", callID, ErrNotFound)
 	}
@@ -198,22 +202,36 @@ func (s *Store) Member(ctx context.Context, callID string) (MemberView, error) {
 }
 
 // Members lists a queue's members: waiting ones in the order they will
-// be served, then those being offered.
+// be served, then those being offered. They are read in pipelined
+// batches: a queue may hold a thousand callers, read every second by the
+// announcements.
 func (s *Store) Members(ctx context.Context, queue string) ([]MemberView, error) {
 	ids, err := s.rdb.SMembers(ctx, s.key("members", queue)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list members of %s: %w", queue, err)
 	}
 	out := make([]MemberView, 0, len(ids))
-	for _, id := range ids {
-		m, err := s.Member(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			continue
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, n)
+		for i, id := range ids[:n] {
+			cmds[i] = pipe.HGetAll(ctx, s.key("m", id))
 		}
-		if err != nil {
-			return nil, err
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("read members of %s: %w", queue, err)
 		}
-		out = append(out, m)
+		for i, id := range ids[:n] {
+			m, err := memberView(id, cmds[i].Val())
+			if errors.Is(err, ErrNotFound) {
+				continue // left between the two reads
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		ids = ids[n:]
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
