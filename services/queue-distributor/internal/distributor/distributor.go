@@ -24,6 +24,23 @@ type Gateway interface {
 	Call(ctx context.Context, callID, op, app, arg string, timeout time.Duration) error
 }
 
+// Waker wakes a mobile agent's app (a VoIP push) before its phone rings.
+type Waker interface {
+	Wake(ctx context.Context, w Wake) error
+}
+
+// Wake is one wake-up for an offered call.
+type Wake struct {
+	ID           string // idempotency key: pushed once however often sent
+	User         string // the agent's push_user
+	CallID       string
+	Agent        string
+	Queue        string
+	CallerNumber string
+	CallerName   string
+	TTL          time.Duration // how long the push is worth delivering: the ring
+}
+
 // Notifier tells a waiting caller side (queue.enqueue) its outcome and
 // the other instances that an offer must stop.
 type Notifier interface {
@@ -50,6 +67,8 @@ type Config struct {
 	Gateway  Gateway
 	Notify   Notifier
 	Logger   *slog.Logger
+	// Push, if set, wakes agents with a push_user before they are rung.
+	Push Waker
 	// StatsWindow is the window of the stats an estimated wait is
 	// taken from (default 15 min).
 	StatsWindow time.Duration

@@ -140,6 +140,7 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 			leg := run.legs[a.ID]
 			run.mu.Unlock()
 			go func(a domain.Agent) {
+				d.wake(bg, a, leg, o)
 				_, err := d.cfg.Gateway.API(bg, o.Member.Node, originate(a, leg, o), true, time.Duration(a.RingTimeoutSeconds+5)*time.Second)
 				results <- ringResult{agent: a, leg: leg, err: err}
 			}(a)
@@ -216,6 +217,20 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 			domain.MemberEndData{CallID: o.Member.CallID, OfferID: o.ID, Reason: "not_answered", At: now().UnixMilli()}, eventlog.Any); err != nil {
 			d.log.Error("cannot requeue a member", "callid", o.Member.CallID, "err", err)
 		}
+	}
+}
+
+// wake pushes a mobile agent's app awake before the ring (the app has to
+// register to be rung). A push that cannot be sent does not stop the
+// ring: a desk phone behind the same agent may still answer.
+func (d *Distributor) wake(ctx context.Context, a domain.Agent, leg string, o *projection.Offer) {
+	if d.cfg.Push == nil || a.PushUser == "" {
+		return
+	}
+	err := d.cfg.Push.Wake(ctx, Wake{ID: "offer-" + leg, User: a.PushUser, CallID: o.Member.CallID, Agent: a.ID, Queue: o.Queue,
+		CallerNumber: o.Member.CallerNumber, CallerName: o.Member.CallerName, TTL: time.Duration(a.RingTimeoutSeconds) * time.Second})
+	if err != nil {
+		d.log.Warn("cannot push the agent's app awake; ringing anyway", "callid", o.Member.CallID, "agent", a.ID, "err", err)
 	}
 }
 

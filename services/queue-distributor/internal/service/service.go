@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/events"
 
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/adapters/gateway"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/adapters/push"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/distributor"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/metrics"
@@ -108,6 +109,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	s.d = distributor.New(distributor.Config{
 		Instance: cfg.Instance, Log: s.elog, Store: s.store, Gateway: gateway.New(s.nc),
 		Notify: &queuectl.Notifier{NC: s.nc, Store: s.store, Log: log}, Logger: log, StatsWindow: cfg.StatsWindow,
+		Push:    &push.JetStream{JS: s.js, Instance: cfg.Instance},
 		Offered: func(trigger time.Time) { s.m.OfferLatency.Observe(time.Since(trigger).Seconds()) },
 	})
 	adm := admin.New(admin.Options{Registry: s.m.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{
@@ -196,7 +198,7 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 	if err := s.rdb.Ping(cctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis at %s: %w", s.cfg.RedisURL, err)
 	}
-	if err := bus.EnsureStreams(cctx, s.js, "QUEUES", "AGENTS", "CALLS"); err != nil {
+	if err := bus.EnsureStreams(cctx, s.js, "QUEUES", "AGENTS", "CALLS", "PUSH"); err != nil {
 		return nil, err
 	}
 	var stops []func()
