@@ -84,6 +84,7 @@ type Config struct {
 	Queue     luaapi.Queue
 	KV        func(tenant string) luaapi.KV
 	Schedules luaapi.Schedules
+	Push      luaapi.Push
 	NodeAPI   func(node string) luaapi.NodeAPI
 	// MaxTapeBytes bounds the inputs recorded per run (0: the default).
 	MaxTapeBytes int
@@ -187,7 +188,7 @@ type RunEvent struct {
 
 // env is the luaapi.Env for a call, before recording.
 func (r *Runner) env(ctx context.Context, c luaapi.Call, ctl luaapi.CallControl, log *slog.Logger) luaapi.Env {
-	env := luaapi.Env{Ctx: ctx, Call: c, Ctl: ctl, Logger: log, Queue: r.cfg.Queue, Schedules: r.cfg.Schedules}
+	env := luaapi.Env{Ctx: ctx, Call: c, Ctl: ctl, Logger: log, Queue: r.cfg.Queue, Push: r.cfg.Push, Schedules: r.cfg.Schedules}
 	if r.cfg.KV != nil {
 		env.KV = r.cfg.KV(TenantOf(c))
 	}

@@ -212,6 +212,7 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, name, source string, opts Opt
 	if script.Queue != nil {
 		env.Queue = &scriptedQueue{c: c}
 	}
+	env.Push = &tracedPush{c: c}
 	if script.Now != "" {
 		t, _ := time.Parse(time.RFC3339, script.Now)
 		env.Now = func() time.Time { return t }
@@ -220,6 +221,22 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, name, source string, opts Opt
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Result{Trace: append([]string(nil), c.trace...), Err: err}
+}
+
+// tracedPush stands in for the push-notifier: the push is traced, never
+// sent.
+type tracedPush struct {
+	c *call
+	n int
+}
+
+func (p *tracedPush) Notify(_ context.Context, _ luaapi.Call, req luaapi.PushRequest) (string, error) {
+	// Not a caller action: a push goes out whether the caller is there.
+	p.c.mu.Lock()
+	p.c.trace = append(p.c.trace, "push "+req.User+" "+req.Type)
+	p.c.mu.Unlock()
+	p.n++
+	return fmt.Sprintf("dry-run-push-%d", p.n), nil
 }
 
 // scriptedQueue answers queue.enqueue from the script, in turn.

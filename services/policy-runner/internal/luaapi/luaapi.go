@@ -1,8 +1,9 @@
 // Package luaapi is what a routing policy sees: the `call` table, `log`,
-// `json`, `queue` (the queue-distributor), the services still to come
-// (`connector`, `push`) that answer "not available" until they exist, and
-// a mod_lua compatibility layer (`session`, `freeswitch`) so existing FreeSWITCH IVR scripts run
-// unchanged. docs/lua-api.md documents every function with an example.
+// `json`, `queue` (the queue-distributor), `push` (the push-notifier),
+// `connector` (answering "not available" until the connector-proxy
+// exists), and a mod_lua compatibility layer (`session`, `freeswitch`) so
+// existing FreeSWITCH IVR scripts run unchanged. docs/lua-api.md documents
+// every function with an example.
 package luaapi
 
 import (
@@ -91,6 +92,23 @@ type EnqueueResult struct {
 	Target      string  `json:"target,omitempty"` // overflowed: where to send the caller
 }
 
+// Push asks the push-notifier to reach a user's devices; it returns the
+// request's id once the request is stored (delivery is the notifier's).
+type Push interface {
+	Notify(ctx context.Context, call Call, req PushRequest) (string, error)
+}
+
+// PushRequest is push.notify's argument.
+type PushRequest struct {
+	User       string         `json:"user"`
+	Type       string         `json:"type"` // voip or alert
+	Title      string         `json:"title,omitempty"`
+	Body       string         `json:"body,omitempty"`
+	TTL        time.Duration  `json:"ttl,omitempty"`
+	CollapseID string         `json:"collapse_id,omitempty"`
+	Data       map[string]any `json:"data,omitempty"`
+}
+
 // KV is a tenant's small state, already scoped to the call's tenant.
 type KV interface {
 	Get(ctx context.Context, key string) (string, bool, error)
@@ -111,6 +129,7 @@ type Env struct {
 	Ctl       CallControl
 	API       NodeAPI // freeswitch.API()
 	Queue     Queue
+	Push      Push
 	KV        KV
 	Schedules Schedules
 	// Now is the run's clock (schedule.is_open without a time); nil is
@@ -139,7 +158,7 @@ func Install(L *lua.LState) func(Env) {
 	L.SetGlobal("kv", a.kvTable(L))
 	L.SetGlobal("schedule", a.scheduleTable(L))
 	L.SetGlobal("connector", notAvailable(L, "connector", "the connector-proxy is not built yet (issue 6)", "query"))
-	L.SetGlobal("push", notAvailable(L, "push", "the push-notifier is not built yet (issue 7)", "notify"))
+	L.SetGlobal("push", a.pushTable(L))
 	L.SetGlobal("session", a.sessionObject(L))
 	L.SetGlobal("freeswitch", a.freeswitchTable(L))
 	L.SetGlobal("argv", L.NewTable())

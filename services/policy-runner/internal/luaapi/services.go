@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 var (
 	queueNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-.]{1,64}$`)
+	pushUserRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_@-]{0,63}$`)
 	kvKeyRE     = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 )
 
@@ -156,6 +158,57 @@ func (a *api) scheduleTable(L *lua.LState) *lua.LTable {
 			fail(L, "schedule.is_open", err)
 		}
 		L.Push(lua.LBool(open))
+		return 1
+	}))
+	return t
+}
+
+// Bounds of push.notify, the push-notifier's own.
+const (
+	maxPushTitle    = 256
+	maxPushBody     = 1024
+	maxPushCollapse = 64
+	maxPushData     = 2048
+	maxPushTTL      = 24 * 60 * 60
+)
+
+// pushTable is push.notify{user, type, title, body, ttl, collapse_id,
+// data}: it returns the request id once the request is stored.
+func (a *api) pushTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	L.SetField(t, "notify", host(L, func(L *lua.LState) int {
+		o := L.CheckTable(1)
+		req := PushRequest{User: optStr(L, o, "user", ""), Type: optStr(L, o, "type", "voip"),
+			Title: optStr(L, o, "title", ""), Body: optStr(L, o, "body", ""), CollapseID: optStr(L, o, "collapse_id", "")}
+		switch {
+		case !pushUserRE.MatchString(req.User):
+			L.ArgError(1, "push.notify: user is 1-64 letters, digits, _ @ or -, starting with a letter or digit")
+		case req.Type != "voip" && req.Type != "alert":
+			L.ArgError(1, fmt.Sprintf("push.notify: type %q: want voip or alert", req.Type))
+		case len(req.Title) > maxPushTitle || len(req.Body) > maxPushBody || len(req.CollapseID) > maxPushCollapse:
+			L.ArgError(1, fmt.Sprintf("push.notify: title, body and collapse_id are at most %d, %d and %d bytes", maxPushTitle, maxPushBody, maxPushCollapse))
+		}
+		if secs := optInt(L, o, "ttl", 0); secs < 0 || secs > maxPushTTL {
+			L.ArgError(1, fmt.Sprintf("push.notify: ttl %d: want 0..%d seconds", secs, maxPushTTL))
+		} else {
+			req.TTL = time.Duration(secs) * time.Second
+		}
+		if d, ok := L.GetField(o, "data").(*lua.LTable); ok {
+			m, ok := toGo(d, 0).(map[string]any)
+			if b, _ := json.Marshal(m); !ok || len(b) > maxPushData {
+				L.ArgError(1, fmt.Sprintf("push.notify: data is a table of named fields, at most %d bytes as JSON", maxPushData))
+			}
+			req.Data = m
+		}
+		a.trace("push.notify", req.User+" "+req.Type)
+		if a.env.Push == nil {
+			L.RaiseError("push.notify: %v: no push-notifier in this run", ErrNotAvailable)
+		}
+		id, err := a.env.Push.Notify(a.env.Ctx, a.env.Call, req)
+		if err != nil {
+			fail(L, "push.notify", err)
+		}
+		L.Push(lua.LString(id))
 		return 1
 	}))
 	return t

@@ -52,6 +52,7 @@ const (
 	OpKVDelete = "kv.delete"
 	OpSchedule = "schedule.is_open"
 	OpAPI      = "api"
+	OpPush     = "push.notify"
 )
 
 // DefaultMaxBytes bounds a tape's encoded size, which travels in the
@@ -136,6 +137,9 @@ func (r *Recorder) Env(env luaapi.Env) luaapi.Env {
 	}
 	if env.API != nil {
 		env.API = recordedAPI{r, env.API}
+	}
+	if env.Push != nil {
+		env.Push = recordedPush{r, env.Push}
 	}
 	return env
 }
@@ -242,6 +246,17 @@ func (a recordedAPI) API(ctx context.Context, cmd string) (string, error) {
 	return out, err
 }
 
+type recordedPush struct {
+	r *Recorder
+	p luaapi.Push
+}
+
+func (p recordedPush) Notify(ctx context.Context, call luaapi.Call, req luaapi.PushRequest) (string, error) {
+	id, err := p.p.Notify(ctx, call, req)
+	p.r.add(OpPush, req.User+" "+req.Type, id, err)
+	return id, err
+}
+
 // ErrDiverged: the replayed policy asked for something other than what
 // the recorded run asked for at that point (a different version of the
 // script, or one that depends on something not recorded).
@@ -327,6 +342,7 @@ func (p *Replayer) Env(env luaapi.Env) luaapi.Env {
 	env.KV = replayKV{p}
 	env.Schedules = replaySchedules{p}
 	env.API = replayAPI{p}
+	env.Push = replayPush{p}
 	return env
 }
 
@@ -398,4 +414,13 @@ func (a replayAPI) API(_ context.Context, cmd string) (string, error) {
 	var out string
 	err := a.p.next(OpAPI, cmd, &out)
 	return out, err
+}
+
+// replayPush answers from the tape: a replay never pushes again.
+type replayPush struct{ p *Replayer }
+
+func (r replayPush) Notify(_ context.Context, _ luaapi.Call, req luaapi.PushRequest) (string, error) {
+	var id string
+	err := r.p.next(OpPush, req.User+" "+req.Type, &id)
+	return id, err
 }

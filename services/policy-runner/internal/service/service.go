@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/coreapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/push"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/queuectl"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/schedulefile"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/tenantstate"
@@ -219,6 +220,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		},
 		Schedules:    s.sched,
 		Queue:        queuectl.New(s.nc),
+		Push:         &push.JetStream{JS: s.js, Instance: cfg.Instance},
 		MaxTapeBytes: cfg.MaxTapeBytes,
 		Finished: func(ev app.RunEvent, outcome string, d time.Duration) {
 			s.metrics.Runs.WithLabelValues(ev.Policy, outcome, ev.Limit).Inc()
@@ -370,7 +372,7 @@ func (s *Service) openRoutesAndState(ctx context.Context) error {
 func (s *Service) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := bus.EnsureStreams(cctx, s.js, "CALLS", "POLICIES"); err != nil {
+	if err := bus.EnsureStreams(cctx, s.js, "CALLS", "POLICIES", "PUSH"); err != nil {
 		return nil, err
 	}
 	c, err := s.js.CreateOrUpdateConsumer(cctx, "CALLS", jetstream.ConsumerConfig{
