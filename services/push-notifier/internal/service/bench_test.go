@@ -1,0 +1,106 @@
+package service
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard-voice/switchyard/pkg/apnsfake"
+	"github.com/switchyard-voice/switchyard/pkg/events"
+
+	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/domain"
+)
+
+// BenchmarkRequestToAPNs measures, at 1,000 push.requested a second
+// (open loop: each request is published on its own schedule, whatever
+// the notifier is doing), the time from the publish to the push arriving
+// at the fake APNs over the notifier's HTTP/2 connection pool. It
+// reports p50_ms, p99_ms and max_ms, and apns_conns (connections the
+// pool opened: 1 is one reused connection).
+//
+//	cd services/push-notifier && go test -run '^$' -bench RequestToAPNs -benchtime 5000x ./internal/service
+func BenchmarkRequestToAPNs(b *testing.B) {
+	var mu sync.Mutex
+	published := map[string]time.Time{} // apns-id → publish time
+	var lat []time.Duration
+	arrived := make(chan struct{}, 1<<16)
+	hook := func(r apnsfake.Request) {
+		mu.Lock()
+		if t0, ok := published[r.ApnsID]; ok {
+			lat = append(lat, r.Received.Sub(t0))
+		}
+		mu.Unlock()
+		arrived <- struct{}{}
+	}
+	w := newWorldWith(b, apnsfake.Options{OnRequest: hook}, func(c *Config) {
+		c.RateLimit, c.LogLevel, c.Workers = 0, "warn", 64
+	})
+	const users = 50
+	devs := make([]string, users)
+	for i := range users {
+		devs[i] = apnsToken(fmt.Sprintf("bench-%d", i))
+		w.register(fmt.Sprintf("bench%d", i), devs[i], domain.IOS, domain.Production)
+	}
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	send := func(tag string, n int, measured bool) {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := range n {
+			<-tick.C
+			u := i % users
+			d := domain.RequestData{RequestID: fmt.Sprintf("b-%s-%s-%d", run, tag, i), User: fmt.Sprintf("bench%d", u), CallID: "c0ffee00-0000-4000-8000-000000000001"}
+			e, _ := events.New("", "switchyard/bench/1", domain.TypeRequested, "", d.CallID, d)
+			body, _ := e.Marshal()
+			m := &nats.Msg{Subject: "push." + d.User + ".requested", Data: body, Header: nats.Header{}}
+			m.Header.Set(nats.MsgIdHdr, e.ID)
+			id := domain.MessageID(d.RequestID, domain.DeviceID(devs[u]))
+			mu.Lock()
+			if measured {
+				published[id] = time.Now()
+			}
+			mu.Unlock()
+			if _, err := w.js.PublishMsgAsync(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	wait := func(n int) {
+		deadline := time.After(60 * time.Second)
+		for range n {
+			select {
+			case <-arrived:
+			case <-deadline:
+				b.Fatalf("pushes missing after 60 s")
+			}
+		}
+	}
+	// Warm up: the HTTP/2 connection, Redis scripts, the consumer.
+	send("first", 1, false) // one connection first, then a burst over it
+	wait(1)
+	send("warm", 200, false)
+	wait(200)
+	b.ResetTimer()
+	send("run", b.N, true)
+	wait(b.N)
+	b.StopTimer()
+	select {
+	case <-w.js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) != b.N {
+		b.Fatalf("%d of %d pushes measured", len(lat), b.N)
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.50), "p50_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max_ms")
+	b.ReportMetric(float64(w.apns.Connections()), "apns_conns")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,53 @@
+// Command push-notifier wakes mobile agents: it consumes push.requested
+// from the PUSH stream and sends Apple VoIP/alert pushes (APNs, through
+// sideshow/apns2) and Android pushes (FCM HTTP v1) to the user's
+// registered devices, exactly once or not at all, reporting push.sent,
+// push.failed and push.token.removed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard-voice/switchyard/pkg/config"
+
+	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil && !errors.Is(err, config.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "push-notifier:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, errOut io.Writer) (int, error) {
+	var cfg service.Config
+	set := config.New("push-notifier")
+	set.Getenv(getenv)
+	set.SetOutput(errOut)
+	cfg.Flags(set)
+	if err := set.Parse(args); err != nil {
+		return 2, err
+	}
+	log, err := config.Logger(errOut, cfg.LogLevel, "push-notifier", cfg.Instance)
+	if err != nil {
+		return 2, err
+	}
+	svc, err := service.New(cfg, log)
+	if err != nil {
+		return 1, err
+	}
+	return 0, svc.Run(ctx)
+}
