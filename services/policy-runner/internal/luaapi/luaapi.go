@@ -100,6 +100,9 @@ type Push interface {
 
 // PushRequest is push.notify's argument.
 type PushRequest struct {
+	// ID is the idempotency key: <call uuid>.<n> for the run's n-th
+	// push, so a policy run again for the same call pushes nothing twice.
+	ID         string         `json:"id,omitempty"`
 	User       string         `json:"user"`
 	Type       string         `json:"type"` // voip or alert
 	Title      string         `json:"title,omitempty"`
@@ -164,6 +167,7 @@ func Install(L *lua.LState) func(Env) {
 	L.SetGlobal("argv", L.NewTable())
 	return func(env Env) {
 		a.env = env
+		a.pushes = 0
 		if env.Logger == nil {
 			a.log = slog.New(slog.DiscardHandler)
 		} else {
@@ -200,8 +204,9 @@ func InstallFor(env Env) func(L *lua.LState) {
 }
 
 type api struct {
-	env Env
-	log *slog.Logger
+	env    Env
+	log    *slog.Logger
+	pushes int // push.notify calls in this run: they number its request ids
 }
 
 func (a *api) trace(action string, args ...any) {

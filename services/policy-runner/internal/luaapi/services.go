@@ -200,6 +200,10 @@ func (a *api) pushTable(L *lua.LState) *lua.LTable {
 			}
 			req.Data = m
 		}
+		a.pushes++
+		if a.env.Call.CallID != "" {
+			req.ID = fmt.Sprintf("%s.%d", a.env.Call.CallID, a.pushes)
+		}
 		a.trace("push.notify", req.User+" "+req.Type)
 		if a.env.Push == nil {
 			L.RaiseError("push.notify: %v: no push-notifier in this run", ErrNotAvailable)

@@ -39,7 +39,10 @@ type requestData struct {
 
 // Notify stores push.requested for req.User and returns its request id.
 func (p *JetStream) Notify(ctx context.Context, call luaapi.Call, req luaapi.PushRequest) (string, error) {
-	id := events.NewID()
+	id := req.ID
+	if id == "" {
+		id = events.NewID()
+	}
 	prio := 5
 	if req.Type == "voip" {
 		prio = 10 // a ringing call: deliver now

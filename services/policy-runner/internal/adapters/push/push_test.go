@@ -39,7 +39,8 @@ func TestPolicyPushIsStoredForTheNotifier(t *testing.T) {
 	}
 	src := `
 local id = push.notify{user = "ada", type = "voip", ttl = 30, collapse_id = "c1", data = {queue = "support"}}
-assert(#id == 32, id)
+assert(id == "9b0f3f7e-0000-4000-8000-000000000001.1", id)
+assert(push.notify{user = "ada", type = "alert", body = "hi"} == "9b0f3f7e-0000-4000-8000-000000000001.2")
 for _, bad in ipairs({{}, {user = "no spaces"}, {user = "ada", type = "sms"}, {user = "ada", ttl = -1},
     {user = "ada", data = {string.rep("x", 3000)}}}) do
   local ok, err = pcall(push.notify, bad)
@@ -80,7 +81,19 @@ return id`
 	if m.Subject() != "push.ada.requested" || e.Type != "push.requested" || e.CallID != call.CallID {
 		t.Fatalf("stored as %s %s %s", m.Subject(), e.Type, e.CallID)
 	}
+	if m, err := cons.Next(jetstream.FetchMaxWait(3 * time.Second)); err != nil || !strings.Contains(string(m.Data()), `"type":"alert"`) {
+		t.Fatalf("the second push: %v", err)
+	}
 	if _, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
 		t.Fatal("a refused push.notify reached the stream")
+	}
+
+	// The same policy run again for the call (a redelivered call.started)
+	// stores nothing new: its request ids are the call's.
+	if _, err := sb.Run(ctx, prog, sandbox.Env{Install: luaapi.InstallFor(env)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
+		t.Fatal("a second run of the policy pushed again")
 	}
 }
