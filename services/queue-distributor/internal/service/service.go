@@ -213,11 +213,13 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 		if err != nil {
 			return fail(err)
 		}
-		stop, err := s.elog.Follow(ctx, stream, from, s.applyFollowed)
+		f := s.newFollower()
+		stop, err := s.elog.Follow(ctx, stream, from, f.deliver)
 		if err != nil {
+			f.stop()
 			return fail(err)
 		}
-		stops = append(stops, stop)
+		stops = append(stops, func() { stop(); f.stop() })
 	}
 	qc := &queuectl.Server{D: s.d, Store: s.store, NC: s.nc, Log: s.log}
 	stop, err := qc.Start()
@@ -238,31 +240,6 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 	}
 	stops = append(stops, cc.Stop)
 	return stops, nil
-}
-
-// applyFollowed applies an event the follower delivered. An event that
-// cannot be decoded or applied is logged and skipped: it must not hold
-// up the ones behind it. A Redis error is retried (the stream is the
-// truth; the projection waits for Redis).
-func (s *Service) applyFollowed(ev projection.Event, err error) {
-	if err != nil {
-		s.m.Applied.WithLabelValues(ev.Stream, "bad").Inc()
-		s.log.Error("event skipped: not a valid queue/agent event", "err", err)
-		return
-	}
-	for attempt := 0; ; attempt++ {
-		r, err := s.store.Apply(context.Background(), ev, false)
-		if err == nil {
-			s.m.Applied.WithLabelValues(ev.Stream, r.Status).Inc()
-			if r.Status == projection.Ignored {
-				s.log.Debug("event ignored by the projection", "stream", ev.Stream, "seq", ev.Seq, "type", ev.Type, "id", ev.ID, "why", r.Detail)
-			}
-			s.d.Applied(r)
-			return
-		}
-		s.log.Warn("cannot apply event to redis; retrying", "stream", ev.Stream, "seq", ev.Seq, "err", err)
-		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
-	}
 }
 
 func (s *Service) handleCallMsg(m jetstream.Msg) {

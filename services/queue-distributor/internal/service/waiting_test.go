@@ -163,3 +163,30 @@ func TestAbandonedCallerResumesTheirPlace(t *testing.T) {
 		}
 	}
 }
+
+// A queue's callers advance its stream subjects: its configuration and
+// tiers can still be changed after calls went through it (the version an
+// append expects follows every event of the queue, not only config ones).
+func TestQueueChangesAfterCalls(t *testing.T) {
+	e := newEnv(t)
+	e.sim.SetEndpoint("user/1001", fssim.Endpoint{AnswerAfter: 20 * time.Millisecond})
+	e.setup("longest-idle-agent", "1001")
+	e.caller("c-1")
+	outs := e.outcomes("c-1")
+	e.enqueue(queuectl.EnqueueRequest{CallID: "c-1", Queue: "support", Node: "fs1"})
+	e.eventually("agent in call", func() bool { _, st := e.agentState("1001"); return st == "in_call" })
+	e.callEvent("c-1", "unbridged", map[string]any{})
+	wait(t, outs, "outcome")
+	e.caller("c-2")
+	e.do("PUT", "/v1/agents/1001/status", map[string]any{"status": "on_break"}, 200)
+	outs = e.outcomes("c-2")
+	e.enqueue(queuectl.EnqueueRequest{CallID: "c-2", Queue: "support", Node: "fs1"})
+	e.callEvent("c-2", "hangup", map[string]any{"cause": "NORMAL_CLEARING"})
+	wait(t, outs, "abandoned")
+
+	e.do("PUT", "/v1/queues/support", map[string]any{"strategy": "top-down"}, 200)
+	e.do("PUT", "/v1/queues/support/tiers/1001", map[string]any{"level": 2}, 200)
+	e.do("PUT", "/v1/agents/1001", map[string]any{"contact": "user/1001", "wrap_up_seconds": 5}, 200)
+	e.do("DELETE", "/v1/queues/support/tiers/1001", nil, 204)
+	e.do("DELETE", "/v1/queues/support", nil, 204)
+}

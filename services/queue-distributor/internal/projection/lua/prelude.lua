@@ -4,7 +4,13 @@
 local P = ARGV[1]
 local LEVEL = 1e13 -- a score is level * LEVEL + the strategy's value (< 1e13)
 
-local function k(...) return P .. table.concat({...}, ':') end
+-- An event builds a dozen keys, each of one or two parts: those are
+-- joined without allocating the table table.concat needs.
+local function k(a, b, ...)
+  if b == nil then return P .. a end
+  if ... == nil then return P .. a .. ':' .. b end
+  return P .. table.concat({a, b, ...}, ':')
+end
 
 local function num(v, d)
   local n = tonumber(v)

@@ -1,0 +1,258 @@
+-- apply_event: what one event does to the projection, for apply (one
+-- event) and apply_batch (many in one call). The caller has checked and
+-- recorded the event's sequence. now is the event's time (unix ms): state
+-- derived from time is computed from when the event happened, so a replay
+-- reaches the state the live projection did.
+-- Returns {'applied'|'ignored', detail, queues to look at...}.
+local HIST_KEEP = 24 * 3600 * 1000
+
+local function end_member(q, cid)
+  redis.call('ZREM', k('wait', q), cid)
+  redis.call('SREM', k('members', q), cid)
+  redis.call('ZREM', k('deadline'), cid)
+  redis.call('DEL', k('m', cid))
+end
+
+local function apply_event_body(seq, typ, id, d, now)
+  local out = {'applied', ''}
+  local function look(qs) for _, q in ipairs(qs) do out[#out + 1] = q end end
+  local function ignored(why) out[1] = 'ignored'; out[2] = why end
+
+  local function hist(q, kind, wait_ms, at)
+    -- One entry per finished member, for the stats window.
+    local sl = num(redis.call('HGET', k('q', q), 'sl_ms'), 20000)
+    local ok = 0
+    if wait_ms <= sl then ok = 1 end
+    redis.call('ZADD', k('hist', q), at, seq .. '|' .. kind .. '|' .. wait_ms .. '|' .. ok)
+    redis.call('ZREMRANGEBYSCORE', k('hist', q), '-inf', at - HIST_KEEP)
+  end
+
+  if typ == 'queue.created' or typ == 'queue.updated' then
+    local cfg = d.queue
+    local old = redis.call('HGET', k('q', id), 'strategy')
+    redis.call('SADD', k('queues'), id)
+    redis.call('HSET', k('q', id), 'cfg', cjson.encode(cfg), 'strategy', cfg.strategy,
+      'sl_ms', (cfg.service_level_seconds or 20) * 1000, 'ver', seq)
+    if old ~= cfg.strategy then reindex_queue(id, now) end
+    look({id})
+
+  elseif typ == 'queue.deleted' then
+    for _, a in ipairs(redis.call('HKEYS', k('tier', id))) do
+      redis.call('HDEL', k('atier', a), id)
+    end
+    for _, cid in ipairs(redis.call('SMEMBERS', k('members', id))) do
+      redis.call('DEL', k('m', cid))
+    end
+    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id))
+    redis.call('SREM', k('queues'), id)
+
+  elseif typ == 'queue.tier.set' then
+    if redis.call('EXISTS', k('q', id)) == 0 then
+      ignored('no such queue')
+    else
+      local t = d.level .. ',' .. (d.position or 0)
+      redis.call('HSET', k('tier', id), d.agent, t)
+      redis.call('HSET', k('atier', d.agent), id, t)
+      redis.call('HSET', k('q', id), 'ver', seq)
+      redis.call('ZREM', k('idle', id), d.agent)
+      look(index(d.agent, now))
+    end
+
+  elseif typ == 'queue.tier.removed' then
+    redis.call('HDEL', k('tier', id), d.agent)
+    redis.call('HDEL', k('atier', d.agent), id)
+    redis.call('ZREM', k('idle', id), d.agent)
+    redis.call('HSET', k('q', id), 'ver', seq)
+
+  elseif typ == 'queue.member.joined' then
+    local m = d.member
+    if redis.call('EXISTS', k('m', m.call_id)) == 1 then
+      ignored('already a member')
+    else
+      redis.call('HSET', k('m', m.call_id), 'queue', id, 'state', 'waiting', 'node', m.node,
+        'priority', m.priority or 0, 'joined_ms', m.joined_ms, 'cfg', cjson.encode(m), 'ver', seq)
+      redis.call('ZADD', k('wait', id), member_score(m.priority or 0, m.joined_ms), m.call_id)
+      redis.call('SADD', k('members', id), m.call_id)
+      if (m.max_wait_seconds or 0) > 0 then
+        redis.call('ZADD', k('deadline'), m.joined_ms + m.max_wait_seconds * 1000, m.call_id)
+      end
+      redis.call('HINCRBY', k('q', id), 'joined', 1)
+      look({id})
+    end
+
+  elseif typ == 'queue.member.offered' then
+    local mk = k('m', d.call_id)
+    local st = redis.call('HMGET', mk, 'state', 'offer_id')
+    if st[1] == 'waiting' or (st[1] == 'offered' and st[2] == d.offer_id) then
+      local agents = {}
+      if st[1] == 'offered' then agents = cjson.decode(redis.call('HGET', mk, 'agents') or '[]') end
+      for _, a in ipairs(d.agents) do agents[#agents + 1] = a end
+      redis.call('HSET', mk, 'state', 'offered', 'offer_id', d.offer_id, 'agents', cjson.encode(agents), 'ver', seq)
+      redis.call('ZREM', k('wait', id), d.call_id)
+      -- round-robin goes on after the agent offered last
+      local lvl, pos = tier_of(id, d.agents[#d.agents])
+      if lvl then redis.call('HSET', k('q', id), 'rr', lvl * LEVEL + pos) end
+    else
+      ignored('member not waiting')
+    end
+
+  elseif typ == 'queue.member.requeued' then
+    local mk = k('m', d.call_id)
+    local st = redis.call('HMGET', mk, 'state', 'offer_id', 'priority', 'joined_ms')
+    if st[1] == 'offered' and st[2] == d.offer_id then
+      redis.call('HSET', mk, 'state', 'waiting', 'ver', seq)
+      redis.call('HDEL', mk, 'offer_id', 'agents')
+      redis.call('HINCRBY', mk, 'attempts', 1)
+      redis.call('ZADD', k('wait', id), member_score(num(st[3], 0), num(st[4], 0)), d.call_id)
+      look({id})
+    else
+      ignored('member not offered with this offer')
+    end
+
+  elseif typ == 'queue.member.answered' then
+    local st = redis.call('HGET', k('m', d.call_id), 'state')
+    if st then
+      end_member(id, d.call_id)
+      hist(id, 'answered', d.wait_ms, d.at_ms)
+      redis.call('HINCRBY', k('q', id), 'answered', 1)
+    else
+      ignored('no such member')
+    end
+
+  elseif typ == 'queue.member.abandoned' or typ == 'queue.member.exited' then
+    local st = redis.call('HGET', k('m', d.call_id), 'state')
+    if st then
+      end_member(id, d.call_id)
+      local kind = 'abandoned'
+      if typ == 'queue.member.exited' then kind = 'exited:' .. (d.reason or '') end
+      hist(id, kind, d.wait_ms, d.at_ms)
+    else
+      ignored('no such member')
+    end
+
+  elseif typ == 'agent.created' or typ == 'agent.updated' then
+    local a = d.agent
+    local ak = k('a', id)
+    redis.call('SADD', k('agents'), id)
+    if redis.call('EXISTS', ak) == 0 then
+      redis.call('HSET', ak, 'status', 'logged_out', 'state', 'idle', 'calls', 0, 'talk_ms', 0, 'noans', 0, 'idle_since', now)
+    end
+    redis.call('HSET', ak, 'cfg', cjson.encode(a), 'ver', seq)
+    redis.call('DEL', k('ask', id))
+    if a.skills then
+      for s, l in pairs(a.skills) do redis.call('HSET', k('ask', id), s, l) end
+    end
+    look(index(id, now))
+
+  elseif typ == 'agent.deleted' then
+    unindex(id)
+    for _, q in ipairs(redis.call('HKEYS', k('atier', id))) do
+      redis.call('HDEL', k('tier', q), id)
+    end
+    redis.call('DEL', k('a', id), k('ask', id), k('atier', id))
+    redis.call('SREM', k('agents'), id)
+    redis.call('SREM', k('offered'), id)
+
+  elseif typ == 'agent.status.changed' then
+    local ak = k('a', id)
+    if redis.call('EXISTS', ak) == 0 then
+      ignored('no such agent')
+    else
+      local old = redis.call('HGET', ak, 'status')
+      redis.call('HSET', ak, 'status', d.status, 'ver', seq)
+      if d.status == 'available' then
+        redis.call('HSET', ak, 'noans', 0)
+        if old == 'logged_out' then redis.call('HSET', ak, 'calls', 0, 'talk_ms', 0, 'idle_since', d.at_ms) end
+      end
+      look(index(id, now))
+    end
+
+  elseif typ == 'agent.state.changed' then
+    local ak = k('a', id)
+    if redis.call('EXISTS', ak) == 0 then
+      ignored('no such agent')
+    else
+      local cur = redis.call('HMGET', ak, 'state', 'offer_id', 'offer_call')
+      if d.state == 'offered' then
+        if cur[1] == 'idle' or (cur[1] == 'offered' and cur[2] == d.offer_id) then
+          redis.call('SADD', k('offered'), id)
+          redis.call('HSET', ak, 'state', 'offered', 'offer_id', d.offer_id, 'offer_call', d.call_id,
+            'offer_queue', d.queue, 'owner', d.owner or '', 'leg', d.leg or '', 'node', d.node or '', 'offered_at', d.at_ms, 'ver', seq)
+          unindex(id)
+        else
+          ignored('agent not idle')
+        end
+      elseif d.state == 'in_call' then
+        if cur[1] == 'offered' and cur[2] == d.offer_id then
+          redis.call('SREM', k('offered'), id)
+          redis.call('HSET', ak, 'state', 'in_call', 'leg', d.leg or '', 'answered_at', d.at_ms, 'wait_ms', d.wait_ms or 0, 'noans', 0, 'ver', seq)
+          redis.call('HINCRBY', ak, 'calls', 1)
+          redis.call('SET', k('incall', d.call_id), id)
+        else
+          ignored('agent not offered this call')
+        end
+      elseif d.state == 'wrap_up' then
+        if cur[1] == 'in_call' and cur[3] == d.call_id then
+          redis.call('HSET', ak, 'state', 'wrap_up', 'idle_since', d.at_ms, 'ready_at', d.ready_at_ms or d.at_ms, 'ver', seq)
+          redis.call('HINCRBY', ak, 'talk_ms', d.talk_ms or 0)
+          redis.call('HDEL', ak, 'offer_id', 'offer_queue', 'owner', 'offered_at', 'answered_at', 'wait_ms', 'node')
+          redis.call('DEL', k('incall', d.call_id))
+          index(id, now)
+        else
+          ignored('agent not in this call')
+        end
+      elseif d.state == 'idle' then
+        if cur[1] == 'wrap_up' or cur[1] == 'idle' then
+          redis.call('HSET', ak, 'state', 'idle', 'ver', seq)
+          redis.call('HDEL', ak, 'offer_call', 'leg')
+          if d.ready_at_ms then redis.call('HSET', ak, 'ready_at', d.ready_at_ms) end
+          look(index(id, now))
+        else
+          ignored('agent busy')
+        end
+      else
+        ignored('unknown state')
+      end
+    end
+
+  elseif typ == 'agent.offer.declined' then
+    local ak = k('a', id)
+    local cur = redis.call('HMGET', ak, 'state', 'offer_id', 'noans', 'cfg', 'status')
+    if cur[1] == 'offered' and cur[2] == d.offer_id then
+      redis.call('SREM', k('offered'), id)
+      redis.call('HSET', ak, 'state', 'idle', 'ready_at', d.ready_at_ms or d.at_ms, 'ver', seq)
+      redis.call('HDEL', ak, 'offer_id', 'offer_call', 'offer_queue', 'owner', 'offered_at', 'leg', 'node')
+      if d.counts_as_no_answer then
+        local n = num(cur[3], 0) + 1
+        redis.call('HSET', ak, 'noans', n)
+        local max = cjson.decode(cur[4]).max_no_answer or 0
+        if max > 0 and n >= max and cur[5] == 'available' then
+          redis.call('HSET', ak, 'status', 'on_break')
+          out[2] = 'max_no_answer'
+        end
+      end
+      look(index(id, now))
+    else
+      ignored('no such offer')
+    end
+
+  else
+    ignored('unknown event type')
+  end
+  return out
+end
+
+-- The aggregate's version is the last sequence stored on its subjects
+-- (queues.<q>.> or agents.<a>.>), whatever the event did to the state:
+-- an append checks it (Nats-Expected-Last-Subject-Sequence), and a
+-- queue's member events and events the state ignored advance that
+-- sequence too. Left behind, the version would refuse every later change
+-- of the queue or agent as concurrent.
+local function apply_event(seq, typ, id, d, now)
+  local out = apply_event_body(seq, typ, id, d, now)
+  local agg
+  if string.sub(typ, 1, 6) == 'queue.' then agg = k('q', id)
+  elseif string.sub(typ, 1, 6) == 'agent.' then agg = k('a', id) end
+  if agg and redis.call('EXISTS', agg) == 1 then redis.call('HSET', agg, 'ver', seq) end
+  return out
+end
