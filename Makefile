@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 GO ?= go
 GO_MIN := 1.26
-MODULES := pkg e2e services/esl-gateway services/policy-runner services/queue-distributor services/push-notifier
+MODULES := pkg e2e services/esl-gateway services/policy-runner services/queue-distributor services/connector-proxy services/push-notifier
 FUZZTIME ?= 20s
 BIN := $(CURDIR)/bin
 export SWITCHYARD_NATS_SERVER ?= $(BIN)/nats-server
