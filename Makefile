@@ -32,15 +32,15 @@ bench: setup
 bench-esl: setup
 	@cd e2e && $(GO) run ./cmd/eslbench
 
+# Every fuzz target of every parser: module directory and package.
+FUZZ_PKGS := pkg:./esl services/policy-runner:./internal/hours services/push-notifier:./internal/domain services/connector-proxy:./internal/domain
+
 fuzz: setup
-	@set -e; cd pkg; for t in $$($(GO) test -list '^Fuzz' ./esl | grep '^Fuzz'); do \
-		echo "== fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./esl; \
-	done
-	@set -e; cd services/policy-runner; for p in ./internal/hours; do \
-		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
-			echo "== fuzz $$p $$t ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p; \
+	@set -e; for mp in $(FUZZ_PKGS); do \
+		m=$${mp%%:*}; p=$${mp#*:}; \
+		for t in $$(cd $$m && $(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "== fuzz $$m $$p $$t ($(FUZZTIME))"; \
+			(cd $$m && $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p); \
 		done; \
 	done
 
