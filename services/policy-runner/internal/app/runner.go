@@ -83,6 +83,7 @@ type Config struct {
 	// The services a policy may use; nil ones answer "not available".
 	Queue     luaapi.Queue
 	KV        func(tenant string) luaapi.KV
+	Connector func(tenant string) luaapi.Connector
 	Schedules luaapi.Schedules
 	Push      luaapi.Push
 	NodeAPI   func(node string) luaapi.NodeAPI
@@ -191,6 +192,9 @@ func (r *Runner) env(ctx context.Context, c luaapi.Call, ctl luaapi.CallControl,
 	env := luaapi.Env{Ctx: ctx, Call: c, Ctl: ctl, Logger: log, Queue: r.cfg.Queue, Push: r.cfg.Push, Schedules: r.cfg.Schedules}
 	if r.cfg.KV != nil {
 		env.KV = r.cfg.KV(TenantOf(c))
+	}
+	if r.cfg.Connector != nil {
+		env.Connector = r.cfg.Connector(TenantOf(c))
 	}
 	if r.cfg.NodeAPI != nil && c.Node != "" {
 		env.API = r.cfg.NodeAPI(c.Node)

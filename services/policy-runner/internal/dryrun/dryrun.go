@@ -33,6 +33,10 @@ type Script struct {
 	// queue.enqueue answers "not available", as it does until the
 	// queue-distributor runs.
 	Queue []luaapi.EnqueueResult `json:"queue,omitempty"`
+	// Connector answers the policy's connector.query calls in turn:
+	// {"result": …} or {"error": "timeout: …"}; without it connector.query
+	// answers "not available".
+	Connector []ConnectorAnswer `json:"connector,omitempty"`
 	// KV is the tenant state the run starts with.
 	KV map[string]string `json:"kv,omitempty"`
 	// Now fixes the clock (RFC 3339), so time-of-day policies test the same
@@ -213,6 +217,9 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, name, source string, opts Opt
 		env.Queue = &scriptedQueue{c: c}
 	}
 	env.Push = &tracedPush{c: c}
+	if script.Connector != nil {
+		env.Connector = &scriptedConnector{c: c}
+	}
 	if script.Now != "" {
 		t, _ := time.Parse(time.RFC3339, script.Now)
 		env.Now = func() time.Time { return t }
@@ -221,6 +228,33 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, name, source string, opts Opt
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Result{Trace: append([]string(nil), c.trace...), Err: err}
+}
+
+// ConnectorAnswer is one scripted connector.query answer.
+type ConnectorAnswer struct {
+	Result any    `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// scriptedConnector answers connector.query from the script, in turn.
+type scriptedConnector struct {
+	c *call
+	n int
+}
+
+func (s *scriptedConnector) Query(_ context.Context, _ luaapi.Call, q luaapi.ConnectorQuery) (any, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.c.trace = append(s.c.trace, "connector "+q.Connector)
+	if s.n >= len(s.c.script.Connector) {
+		return nil, errors.New("the test call has no more connector answers")
+	}
+	s.n++
+	a := s.c.script.Connector[s.n-1]
+	if a.Error != "" {
+		return nil, errors.New(a.Error)
+	}
+	return a.Result, nil
 }
 
 // tracedPush stands in for the push-notifier: the push is traced, never

@@ -1,7 +1,6 @@
 // Package luaapi is what a routing policy sees: the `call` table, `log`,
 // `json`, `queue` (the queue-distributor), `push` (the push-notifier),
-// `connector` (answering "not available" until the connector-proxy
-// exists), and a mod_lua compatibility layer (`session`, `freeswitch`) so
+// `connector` (the connector-proxy), and a mod_lua compatibility layer (`session`, `freeswitch`) so
 // existing FreeSWITCH IVR scripts run unchanged. docs/lua-api.md documents
 // every function with an example.
 package luaapi
@@ -112,6 +111,26 @@ type PushRequest struct {
 	Data       map[string]any `json:"data,omitempty"`
 }
 
+// Connector looks data up through the connector-proxy, for the call's
+// tenant; it returns the decoded result, or an error carrying the proxy's
+// code.
+type Connector interface {
+	Query(ctx context.Context, call Call, q ConnectorQuery) (any, error)
+}
+
+// ConnectorQuery is connector.query's argument.
+type ConnectorQuery struct {
+	Connector string         `json:"connector"`
+	Op        string         `json:"op,omitempty"` // query (default), get, update
+	Query     string         `json:"query,omitempty"`
+	Params    map[string]any `json:"params,omitempty"`
+	Object    string         `json:"object,omitempty"`
+	ID        string         `json:"id,omitempty"`
+	Fields    []string       `json:"fields,omitempty"`
+	Values    map[string]any `json:"values,omitempty"`
+	Timeout   time.Duration  `json:"timeout,omitempty"`
+}
+
 // KV is a tenant's small state, already scoped to the call's tenant.
 type KV interface {
 	Get(ctx context.Context, key string) (string, bool, error)
@@ -133,6 +152,7 @@ type Env struct {
 	API       NodeAPI // freeswitch.API()
 	Queue     Queue
 	Push      Push
+	Connector Connector
 	KV        KV
 	Schedules Schedules
 	// Now is the run's clock (schedule.is_open without a time); nil is
@@ -160,7 +180,7 @@ func Install(L *lua.LState) func(Env) {
 	L.SetGlobal("queue", a.queueTable(L))
 	L.SetGlobal("kv", a.kvTable(L))
 	L.SetGlobal("schedule", a.scheduleTable(L))
-	L.SetGlobal("connector", notAvailable(L, "connector", "the connector-proxy is not built yet (issue 6)", "query"))
+	L.SetGlobal("connector", a.connectorTable(L))
 	L.SetGlobal("push", a.pushTable(L))
 	L.SetGlobal("session", a.sessionObject(L))
 	L.SetGlobal("freeswitch", a.freeswitchTable(L))

@@ -53,7 +53,7 @@ func callData() luaapi.Call {
 
 // Services not built yet answer with a clear, catchable error.
 func TestNotAvailableServices(t *testing.T) {
-	for _, fn := range []string{"queue.enqueue('sales', {})", "connector.query({})", "freeswitch.API():execute('status')"} {
+	for _, fn := range []string{"queue.enqueue('sales', {})", "connector.query({connector = 'salesforce'})", "freeswitch.API():execute('status')"} {
 		res := runPolicy(t, "return "+fn, &dryrun.Script{})
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "not available") {
 			t.Errorf("%s: %v", fn, res.Err)

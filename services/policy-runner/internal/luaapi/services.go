@@ -217,3 +217,62 @@ func (a *api) pushTable(L *lua.LState) *lua.LTable {
 	}))
 	return t
 }
+
+// Bounds of connector.query (the connector-proxy refuses beyond them too).
+const (
+	DefaultConnectorTimeout = 2 * time.Second
+	MaxConnectorTimeout     = 10 * time.Second
+	maxConnectorQuery       = 16 << 10
+	maxConnectorList        = 100
+)
+
+// connectorTable is connector.query{connector, query, params, op, object,
+// id, fields, values, timeout}: the result as a table, or an error the
+// policy pcalls to take its fallback.
+func (a *api) connectorTable(L *lua.LState) *lua.LTable {
+	t := L.NewTable()
+	L.SetField(t, "query", host(L, func(L *lua.LState) int {
+		o := L.CheckTable(1)
+		q := ConnectorQuery{Connector: optStr(L, o, "connector", ""), Op: optStr(L, o, "op", ""), Query: optStr(L, o, "query", ""),
+			Object: optStr(L, o, "object", ""), ID: optStr(L, o, "id", "")}
+		if q.Connector == "" {
+			L.ArgError(1, "connector.query: connector (its name) is required")
+		}
+		if len(q.Query) > maxConnectorQuery {
+			L.ArgError(1, fmt.Sprintf("connector.query: query is at most %d bytes", maxConnectorQuery))
+		}
+		ms := optInt(L, o, "timeout", int(DefaultConnectorTimeout/time.Millisecond))
+		if ms <= 0 || time.Duration(ms)*time.Millisecond > MaxConnectorTimeout {
+			L.ArgError(1, fmt.Sprintf("connector.query: timeout %d: want 1..%d ms", ms, MaxConnectorTimeout/time.Millisecond))
+		}
+		q.Timeout = time.Duration(ms) * time.Millisecond
+		named := func(k string) map[string]any {
+			v, ok := L.GetField(o, k).(*lua.LTable)
+			if !ok {
+				return nil
+			}
+			m, ok := toGo(v, 0).(map[string]any)
+			if !ok {
+				L.ArgError(1, "connector.query: "+k+" is a table of named values")
+			}
+			return m
+		}
+		q.Params, q.Values = named("params"), named("values")
+		if f, ok := L.GetField(o, "fields").(*lua.LTable); ok {
+			for i := 1; i <= f.Len() && i <= maxConnectorList; i++ {
+				q.Fields = append(q.Fields, lua.LVAsString(f.RawGetInt(i)))
+			}
+		}
+		a.trace("connector.query", q.Connector+" "+q.Query)
+		if a.env.Connector == nil {
+			L.RaiseError("connector.query: %v: no connector-proxy in this run", ErrNotAvailable)
+		}
+		res, err := a.env.Connector.Query(a.env.Ctx, a.env.Call, q)
+		if err != nil {
+			fail(L, "connector.query", err)
+		}
+		L.Push(fromGo(L, res))
+		return 1
+	}))
+	return t
+}

@@ -53,6 +53,7 @@ const (
 	OpSchedule = "schedule.is_open"
 	OpAPI      = "api"
 	OpPush     = "push.notify"
+	OpConnect  = "connector.query"
 )
 
 // DefaultMaxBytes bounds a tape's encoded size, which travels in the
@@ -140,6 +141,9 @@ func (r *Recorder) Env(env luaapi.Env) luaapi.Env {
 	}
 	if env.Push != nil {
 		env.Push = recordedPush{r, env.Push}
+	}
+	if env.Connector != nil {
+		env.Connector = recordedConnector{r, env.Connector}
 	}
 	return env
 }
@@ -343,6 +347,7 @@ func (p *Replayer) Env(env luaapi.Env) luaapi.Env {
 	env.Schedules = replaySchedules{p}
 	env.API = replayAPI{p}
 	env.Push = replayPush{p}
+	env.Connector = replayConnector{p}
 	return env
 }
 
@@ -423,4 +428,24 @@ func (r replayPush) Notify(_ context.Context, _ luaapi.Call, req luaapi.PushRequ
 	var id string
 	err := r.p.next(OpPush, req.User+" "+req.Type, &id)
 	return id, err
+}
+
+type recordedConnector struct {
+	r *Recorder
+	c luaapi.Connector
+}
+
+func (c recordedConnector) Query(ctx context.Context, call luaapi.Call, q luaapi.ConnectorQuery) (any, error) {
+	res, err := c.c.Query(ctx, call, q)
+	c.r.add(OpConnect, q.Connector+" "+q.Op+" "+q.Query, res, err)
+	return res, err
+}
+
+// replayConnector answers from the tape: a replay never asks the CRM.
+type replayConnector struct{ p *Replayer }
+
+func (c replayConnector) Query(_ context.Context, _ luaapi.Call, q luaapi.ConnectorQuery) (any, error) {
+	var res any
+	err := c.p.next(OpConnect, q.Connector+" "+q.Op+" "+q.Query, &res)
+	return res, err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/events"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
+	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/connector"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/coreapi"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/policystore"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/push"
@@ -221,6 +222,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		Schedules:    s.sched,
 		Queue:        queuectl.New(s.nc),
 		Push:         &push.JetStream{JS: s.js, Instance: cfg.Instance},
+		Connector:    func(tenant string) luaapi.Connector { return connector.New(s.nc, tenant) },
 		MaxTapeBytes: cfg.MaxTapeBytes,
 		Finished: func(ev app.RunEvent, outcome string, d time.Duration) {
 			s.metrics.Runs.WithLabelValues(ev.Policy, outcome, ev.Limit).Inc()
