@@ -399,16 +399,3 @@ func (a *api) logTable(L *lua.LState) *lua.LTable {
 	return t
 }
 
-// notAvailable is a module whose functions raise a clear error naming what
-// is missing, so a policy can pcall them and take its fallback.
-func notAvailable(L *lua.LState, module, why string, funcs ...string) *lua.LTable {
-	t := L.NewTable()
-	for _, f := range funcs {
-		name := module + "." + f
-		L.SetField(t, f, L.NewFunction(func(L *lua.LState) int {
-			L.RaiseError("%s: %v: %s", name, ErrNotAvailable, why)
-			return 0
-		}))
-	}
-	return t
-}
