@@ -4,6 +4,7 @@
 //
 //	queue-distributor [flags]          serve
 //	queue-distributor rebuild [flags]  replay QUEUES and AGENTS into an empty projection
+//	queue-distributor checksum [flags] print the projection's checksum and position
 package main
 
 import (
@@ -37,6 +38,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	if len(args) > 0 && args[0] == "rebuild" {
 		return rebuildCommand(ctx, args[1:], getenv, out, errOut)
 	}
+	if len(args) > 0 && args[0] == "checksum" {
+		return checksumCommand(ctx, args[1:], getenv, out, errOut)
+	}
 	var cfg service.Config
 	set := config.New("queue-distributor")
 	set.Getenv(getenv)
@@ -44,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	cfg.Flags(set)
 	if err := set.Parse(args); err != nil {
 		if errors.Is(err, config.ErrHelp) {
-			fmt.Fprintln(errOut, "\nOther commands:\n  queue-distributor rebuild [--nats-url url] [--redis-url url] [--redis-prefix p]")
+			fmt.Fprintln(errOut, "\nOther commands:\n  queue-distributor rebuild [--nats-url url] [--redis-url url] [--redis-prefix p]\n  queue-distributor checksum [--redis-url url] [--redis-prefix p]")
 		}
 		return 2, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,11 +16,14 @@ import (
 
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/rebuild"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/service"
 )
 
-// rebuildCommand replays the event log into an empty projection. Distributors
-// should be stopped while it runs (they would apply events concurrently);
-// it prints the projection's checksum.
+// rebuildCommand replays the event log into an empty projection and prints
+// its checksum. Running distributors need not be stopped: it takes the
+// rebuild lock (waiting for a rebuild under way) and announces itself, so
+// they pause their offers until it is done, then follow the streams from
+// where it left the projection.
 func rebuildCommand(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
 	var natsURL, redisURL, prefix string
 	set := config.New("queue-distributor rebuild")
@@ -46,6 +50,16 @@ func rebuildCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return 1, err
 	}
+	unlock, err := service.LockRebuild(ctx, rdb, prefix, "queue-distributor rebuild", func(by string) {
+		fmt.Fprintf(errOut, "waiting for the rebuild under way (%s)\n", by)
+	})
+	if err != nil {
+		return 1, err
+	}
+	defer unlock()
+	if err := service.AnnounceRebuild(ctx, nc, prefix, "queue-distributor rebuild"); err != nil {
+		return 1, err
+	}
 	start := time.Now()
 	store := projection.New(rdb, prefix, projection.Limits{})
 	res, err := rebuild.Run(ctx, js, store)
@@ -55,6 +69,44 @@ func rebuildCommand(ctx context.Context, args []string, getenv func(string) stri
 		}
 		return 1, err
 	}
+	if err := service.MarkProjection(ctx, rdb, prefix, "queue-distributor rebuild"); err != nil {
+		return 1, err
+	}
 	fmt.Fprintf(out, "rebuilt %d events (%d skipped) in %v; checksum %s\n", res.Events, res.Skipped, time.Since(start).Round(time.Millisecond), res.Checksum)
+	return 0, nil
+}
+
+// checksumCommand prints the checksum of the projection as it is (a
+// running service's, to compare with what `rebuild` printed).
+func checksumCommand(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
+	var redisURL, prefix string
+	set := config.New("queue-distributor checksum")
+	set.Getenv(getenv)
+	set.SetOutput(errOut)
+	set.String(&redisURL, "redis-url", "SWITCHYARD_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the projection")
+	set.String(&prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of the projection's keys")
+	if err := set.Parse(args); err != nil {
+		return 2, err
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return 2, fmt.Errorf("--redis-url %q: %w", redisURL, err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	store := projection.New(rdb, prefix, projection.Limits{})
+	sum, err := store.Checksum(ctx)
+	if err != nil {
+		return 1, err
+	}
+	var pos []string
+	for _, stream := range []string{"QUEUES", "AGENTS"} {
+		seq, err := store.LastApplied(ctx, stream)
+		if err != nil {
+			return 1, err
+		}
+		pos = append(pos, fmt.Sprintf("%s #%d", stream, seq))
+	}
+	fmt.Fprintf(out, "projection at %s; checksum %s\n", strings.Join(pos, ", "), sum)
 	return 0, nil
 }

@@ -23,6 +23,9 @@ type CallEvent struct {
 // any ring) or its bridge; a digit may be an exit key; an unbridge means
 // the agent hung up.
 func (d *Distributor) HandleCall(ctx context.Context, ev CallEvent) error {
+	if err := d.Steady(ctx); err != nil {
+		return err
+	}
 	switch ev.Type {
 	case "call.hangup", "call.unbridged":
 		agent, err := d.cfg.Store.AgentInCall(ctx, ev.CallID)
@@ -35,10 +38,11 @@ func (d *Distributor) HandleCall(ctx context.Context, ev CallEvent) error {
 		if ev.Type == "call.hangup" {
 			return d.memberGone(ctx, ev.CallID, "caller hung up")
 		}
+		return d.notMember(ctx)
 	case "call.dtmf":
 		m, err := d.cfg.Store.Member(ctx, ev.CallID)
 		if errors.Is(err, projection.ErrNotFound) {
-			return nil
+			return d.notMember(ctx)
 		}
 		if err != nil {
 			return err
@@ -82,7 +86,7 @@ func (d *Distributor) CancelLocal(callID string) {
 func (d *Distributor) memberGone(ctx context.Context, callID, why string) error {
 	m, err := d.cfg.Store.Member(ctx, callID)
 	if errors.Is(err, projection.ErrNotFound) {
-		return nil
+		return d.notMember(ctx)
 	}
 	if err != nil {
 		return err
@@ -90,6 +94,16 @@ func (d *Distributor) memberGone(ctx context.Context, callID, why string) error 
 	d.stopOffer(callID, "caller_gone")
 	d.log.Info("caller left the queue", "callid", callID, "queue", m.Queue, "why", why)
 	return d.finishMember(ctx, m, domain.MemberAbandoned, domain.MemberEndData{Reason: why}, Outcome{Outcome: domain.OutcomeAbandoned})
+}
+
+// notMember is a call event for a call the projection does not know: not
+// a caller (nothing to do), unless the projection lost its state — then
+// ErrRebuilding has the event delivered again once it is rebuilt.
+func (d *Distributor) notMember(ctx context.Context) error {
+	if d.cfg.Lost != nil && d.cfg.Lost(ctx) {
+		return ErrRebuilding
+	}
+	return nil
 }
 
 // bridgeEnded starts the agent's wrap-up and tells the caller side the
@@ -116,6 +130,20 @@ func (d *Distributor) bridgeEnded(ctx context.Context, agentID, callID string) e
 		// The caller hung up: the agent's leg goes too (or it was the
 		// agent who hung up, and this is a no-op).
 		d.hangupLeg(ctx, a.Node, a.Leg, "NORMAL_CLEARING")
+	}
+	if m, err := d.cfg.Store.Member(ctx, callID); err == nil && m.OfferID == a.OfferID {
+		// The instance that bridged the call died between storing the
+		// agent's in_call and the member's answered: the member would
+		// stay "offered" for ever. The same event id as the bridge's
+		// makes this a no-op if that event was stored after all.
+		answered := a.AnsweredAt
+		if answered == 0 {
+			answered = at.UnixMilli()
+		}
+		if _, err := d.append(ctx, a.OfferID+"-answered", domain.MemberAnswered, m.Queue, callID,
+			domain.MemberEndData{CallID: callID, OfferID: a.OfferID, Agent: agentID, WaitMS: a.WaitMS, At: answered}, eventlog.Any); err != nil {
+			return err
+		}
 	}
 	if _, err := d.append(ctx, "wrapup-"+a.OfferID, domain.AgentStateChanged, agentID, callID,
 		domain.StateData{State: domain.StateWrapUp, CallID: callID, TalkMS: talk, ReadyAt: at.Add(time.Duration(wrap) * time.Second).UnixMilli(), At: at.UnixMilli()}, eventlog.Any); err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
@@ -75,6 +76,14 @@ type Config struct {
 	// Offered is called when an originate goes out (for metrics and the
 	// latency benchmark): the time the decision was triggered.
 	Offered func(trigger time.Time)
+	// Lost reports whether the projection lost events it had applied
+	// (Redis flushed); when it has, it pauses the distributor and starts
+	// the rebuild. Nil: never.
+	Lost func(ctx context.Context) bool
+	// Version is the sequence of the last event on subject filter in
+	// stream (0: none): an aggregate's version in the log. Nil: the
+	// projection's version is used (see logVersion).
+	Version func(ctx context.Context, stream, filter string) (uint64, error)
 }
 
 // Distributor runs the queues.
@@ -89,6 +98,10 @@ type Distributor struct {
 	wakeC   chan struct{}
 
 	suspects map[string]bool // offers seen orphaned on the last recovery pass (Timers' goroutine only)
+
+	pauseMu sync.Mutex
+	resumed chan struct{} // non-nil while paused; closed by Resume
+	pauses  atomic.Uint64 // how many pauses began (Timers forgets its suspects after one)
 }
 
 type kick struct {
@@ -145,7 +158,7 @@ func (d *Distributor) Wait() { d.running.Wait() }
 
 // decideAll makes every offer queue can make now.
 func (d *Distributor) decideAll(ctx context.Context, k kick) {
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !d.Paused() {
 		offerID := newID()
 		o, err := d.cfg.Store.Decide(ctx, k.queue, d.cfg.Instance, offerID, "", now())
 		if err != nil {
@@ -234,17 +247,29 @@ func (d *Distributor) catchUp(ctx context.Context, stream string) error {
 	}
 }
 
-// change appends an event decided from the aggregate's current version,
-// retrying when another writer got there first. typ may depend on the
-// version (created when 0, updated after).
-func (d *Distributor) change(ctx context.Context, id string, version func() (int64, error), event func(version int64) (typ string, data any)) (projection.ApplyResult, error) {
+// change appends an event about aggregate id (root "queue" or "agent")
+// decided on its current state, retrying when another writer got there
+// first. version reads the state (and refuses what cannot be done); typ
+// may depend on it (created when 0, updated after). The append expects
+// the aggregate's last event in the log to be the one the decision saw.
+func (d *Distributor) change(ctx context.Context, root, id string, version func() (int64, error), event func(version int64) (typ string, data any)) (projection.ApplyResult, error) {
+	if err := d.Steady(ctx); err != nil {
+		return projection.ApplyResult{}, err
+	}
 	for attempt := 0; ; attempt++ {
-		v, err := version()
+		expect, fromLog, err := d.logVersion(ctx, root, id)
 		if err != nil {
 			return projection.ApplyResult{}, err
 		}
+		var v int64
+		if err := d.trusted(ctx, func() (err error) { v, err = version(); return err }); err != nil {
+			return projection.ApplyResult{}, err
+		}
+		if !fromLog {
+			expect = v
+		}
 		typ, payload := event(v)
-		r, err := d.append(ctx, "", typ, id, "", payload, v)
+		r, err := d.append(ctx, "", typ, id, "", payload, expect)
 		if !errors.Is(err, eventlog.ErrConflict) || attempt == 3 {
 			return r, err
 		}
@@ -310,7 +335,7 @@ func (d *Distributor) PutQueue(ctx context.Context, q domain.Queue) (created boo
 	if err := q.Validate(); err != nil {
 		return false, err
 	}
-	_, err = d.change(ctx, q.Name, func() (int64, error) { return d.queueVersion(ctx, q.Name) },
+	_, err = d.change(ctx, "queue", q.Name, func() (int64, error) { return d.queueVersion(ctx, q.Name) },
 		createdOrUpdated(domain.QueueCreated, domain.QueueUpdated, domain.QueueData{Queue: q}, &created))
 	return created, err
 }
@@ -324,7 +349,7 @@ func (d *Distributor) DeleteQueue(ctx context.Context, name string) error {
 	if len(members) > 0 {
 		return fmt.Errorf("queue %s has %d callers: %w", name, len(members), ErrInUse)
 	}
-	_, err = d.change(ctx, name, d.existingQueue(ctx, name), fixed(domain.QueueDeleted, struct{}{}))
+	_, err = d.change(ctx, "queue", name, d.existingQueue(ctx, name), fixed(domain.QueueDeleted, struct{}{}))
 	return err
 }
 
@@ -333,17 +358,20 @@ func (d *Distributor) SetTier(ctx context.Context, t domain.Tier) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if _, err := d.cfg.Store.Agent(ctx, t.Agent); err != nil {
+	if err := d.Steady(ctx); err != nil {
 		return err
 	}
-	_, err := d.change(ctx, t.Queue, d.existingQueue(ctx, t.Queue),
+	if err := d.trusted(ctx, func() error { _, err := d.cfg.Store.Agent(ctx, t.Agent); return err }); err != nil {
+		return err
+	}
+	_, err := d.change(ctx, "queue", t.Queue, d.existingQueue(ctx, t.Queue),
 		fixed(domain.TierSet, domain.TierData{Agent: t.Agent, Level: t.Level, Position: t.Position}))
 	return err
 }
 
 // RemoveTier takes an agent out of a queue.
 func (d *Distributor) RemoveTier(ctx context.Context, queue, agent string) error {
-	_, err := d.change(ctx, queue, d.existingQueue(ctx, queue), fixed(domain.TierRemoved, domain.TierData{Agent: agent}))
+	_, err := d.change(ctx, "queue", queue, d.existingQueue(ctx, queue), fixed(domain.TierRemoved, domain.TierData{Agent: agent}))
 	return err
 }
 
@@ -352,14 +380,14 @@ func (d *Distributor) PutAgent(ctx context.Context, a domain.Agent) (created boo
 	if err := a.Validate(); err != nil {
 		return false, err
 	}
-	_, err = d.change(ctx, a.ID, func() (int64, error) { return d.agentVersion(ctx, a.ID) },
+	_, err = d.change(ctx, "agent", a.ID, func() (int64, error) { return d.agentVersion(ctx, a.ID) },
 		createdOrUpdated(domain.AgentCreated, domain.AgentUpdated, domain.AgentData{Agent: a}, &created))
 	return created, err
 }
 
 // DeleteAgent deletes an agent that is not in a call.
 func (d *Distributor) DeleteAgent(ctx context.Context, id string) error {
-	_, err := d.change(ctx, id, func() (int64, error) {
+	_, err := d.change(ctx, "agent", id, func() (int64, error) {
 		a, err := d.cfg.Store.Agent(ctx, id)
 		if err != nil {
 			return 0, err
@@ -379,7 +407,7 @@ func (d *Distributor) SetStatus(ctx context.Context, id, status, reason string) 
 	default:
 		return &domain.FieldError{Field: "status", Problem: fmt.Sprintf("%q: want available, on_break or logged_out", status)}
 	}
-	_, err := d.change(ctx, id, func() (int64, error) {
+	_, err := d.change(ctx, "agent", id, func() (int64, error) {
 		a, err := d.cfg.Store.Agent(ctx, id)
 		return int64(a.Version), err
 	}, func(int64) (string, any) {
@@ -395,11 +423,14 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 	if err := m.Validate(); err != nil {
 		return projection.MemberView{}, err
 	}
+	if err := d.Steady(ctx); err != nil {
+		return projection.MemberView{}, err
+	}
 	if cur, err := d.cfg.Store.Member(ctx, m.CallID); err == nil {
 		return cur, nil
 	}
-	q, err := d.cfg.Store.Queue(ctx, m.Queue)
-	if err != nil {
+	var q projection.QueueView
+	if err := d.trusted(ctx, func() (err error) { q, err = d.cfg.Store.Queue(ctx, m.Queue); return err }); err != nil {
 		return projection.MemberView{}, err
 	}
 	if q.AbandonedResumeAllowed && m.CallerNumber != "" && m.JoinedAt == 0 {

@@ -26,14 +26,29 @@ func (d *Distributor) wakeSoon() {
 // members whose max wait passed, offers left by a dead instance. It
 // sleeps until the earliest of them (at most a heartbeat).
 func (d *Distributor) Timers(ctx context.Context) {
-	lastBeat := time.Time{}
+	lastBeat, pauses := time.Time{}, d.pauses.Load()
 	for ctx.Err() == nil {
 		t := now()
-		if t.Sub(lastBeat) >= Heartbeat {
+		beat := t.Sub(lastBeat) >= Heartbeat
+		if beat {
 			lastBeat = t
 			if err := d.cfg.Store.Heartbeat(ctx, d.cfg.Instance, 3*Heartbeat); err != nil {
 				d.log.Warn("cannot store heartbeat", "err", err)
 			}
+		}
+		if d.Paused() || d.pauses.Load() != pauses {
+			// The projection is being rebuilt: nothing in it can be acted
+			// on. What was seen orphaned before is forgotten (a rebuild
+			// also drops every instance's heartbeat until its next beat).
+			pauses, d.suspects = d.pauses.Load(), nil
+			select {
+			case <-ctx.Done():
+			case <-d.wakeC:
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if beat {
 			d.recoverOffers(ctx)
 		}
 		queues, wrapped, err := d.cfg.Store.Wake(ctx, t)

@@ -158,16 +158,36 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	// stopped: the caller left or pressed an exit key (ctx ended); rings
 	// that still answer are hung up, none is bridged.
 	stopped, stop := false, ctx.Done()
+	// A ring stopped before FreeSWITCH made its channel (the originate
+	// still on its way) was not there to hang up: rekill hangs up again,
+	// every rekillEvery, the legs whose originate has not ended.
+	ended := map[string]bool{}
+	var rekill <-chan time.Time
+	rekillCause := ""
 	for ringing > 0 {
 		select {
+		case <-rekill:
+			run.mu.Lock()
+			for id, leg := range run.legs {
+				if !ended[id] && id != run.winner {
+					d.hangupLeg(bg, o.Member.Node, leg, rekillCause)
+				}
+			}
+			run.mu.Unlock()
+			rekill = time.After(rekillEvery)
+			continue
 		case <-more:
 			more = time.After(time.Duration(q.RingProgressivelyDelaySecs) * time.Second)
+			if d.Paused() {
+				continue // no decision on a projection being rebuilt
+			}
 			if next, err := d.cfg.Store.Decide(bg, o.Queue, d.cfg.Instance, o.ID, o.Member.CallID, now()); err == nil && next != nil {
 				ring(d.claim(bg, run, next))
 			}
 			continue
 		case r := <-results:
 			ringing--
+			ended[r.agent.ID] = true
 			if r.err != nil {
 				declined = append(declined, r)
 				continue
@@ -193,6 +213,7 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 				}
 			}
 			run.mu.Unlock()
+			rekill, rekillCause = time.After(rekillEvery), "LOSE_RACE"
 			d.bridge(bg, run, o, r)
 		case <-stop:
 			// The caller hung up or pressed an exit key: stop every ring,
@@ -203,6 +224,7 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 				d.hangupLeg(bg, o.Member.Node, leg, "ORIGINATOR_CANCEL")
 			}
 			run.mu.Unlock()
+			rekill, rekillCause = time.After(rekillEvery), "ORIGINATOR_CANCEL"
 		}
 	}
 	for _, r := range declined {
@@ -219,6 +241,10 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 		}
 	}
 }
+
+// rekillEvery is how often a stopped ring is hung up again until its
+// originate ends.
+const rekillEvery = 250 * time.Millisecond
 
 // wake pushes a mobile agent's app awake before the ring (the app has to
 // register to be rung). A push that cannot be sent does not stop the

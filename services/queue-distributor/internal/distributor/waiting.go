@@ -35,6 +35,9 @@ func (d *Distributor) Waiting(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if d.Paused() {
+			continue // the projection is being rebuilt: it tells nothing yet
+		}
 		names, err := d.cfg.Store.QueueNames(ctx)
 		if err != nil {
 			d.log.Warn("waiting callers: list queues", "err", err)

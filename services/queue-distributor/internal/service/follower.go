@@ -19,6 +19,7 @@ type follower struct {
 	evs  chan projection.Event
 	done chan struct{}
 	over chan struct{}
+	gone bool // the projection was found gone: nothing more is applied
 }
 
 func (s *Service) newFollower() *follower {
@@ -75,6 +76,17 @@ func (f *follower) run() {
 // Redis fails (the stream is the truth; the projection waits for Redis).
 // Every event applied is counted and its queues looked at.
 func (f *follower) apply(batch []projection.Event) {
+	// Applied to a projection that is gone (Redis flushed), a batch would
+	// stand on nothing, and, during a rebuild, make the replay skip what
+	// came before it: look for the projection's mark first.
+	if f.gone || !f.s.present(context.Background()) {
+		if !f.gone {
+			f.gone = true
+			f.s.log.Error("the projection in Redis is gone: not following the streams into it", "stream", batch[0].Stream, "seq", batch[0].Seq)
+			f.s.pauseAndRestore()
+		}
+		return
+	}
 	for attempt := 0; len(batch) > 0; attempt++ {
 		rs, err := f.s.store.ApplyBatch(context.Background(), batch)
 		for i, r := range rs {

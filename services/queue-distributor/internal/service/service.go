@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-voice/switchyard/pkg/admin"
@@ -86,6 +87,13 @@ type Service struct {
 	adminLn net.Listener
 	httpSrv *http.Server
 	ready   atomic.Bool
+
+	// Following QUEUES and AGENTS into the projection (projection_guard.go).
+	followMu    sync.Mutex
+	followStops []func()
+	lostC       chan struct{} // the projection was found lost
+	rebuilds    prometheus.Counter
+	streams     sync.Map // name → jetstream.Stream, for aggregateVersion
 }
 
 // New builds the service and binds its admin listener.
@@ -97,7 +105,10 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url %q: %w", cfg.RedisURL, err)
 	}
-	s := &Service{cfg: cfg, log: log, rdb: redis.NewClient(opt), m: metrics.New()}
+	s := &Service{cfg: cfg, log: log, rdb: redis.NewClient(opt), m: metrics.New(), lostC: make(chan struct{}, 1)}
+	s.rebuilds = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_qd_projection_rebuilds_total",
+		Help: "Rebuilds of the projection this instance ran because Redis had lost it (or was empty at start)."})
+	s.m.Registry.MustRegister(s.rebuilds)
 	s.store = projection.New(s.rdb, cfg.Prefix, projection.Limits{})
 	if s.nc, err = bus.Connect(cfg.NATSURL, "queue-distributor/"+cfg.Instance, nil); err != nil {
 		return nil, err
@@ -111,7 +122,10 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		Notify: &queuectl.Notifier{NC: s.nc, Store: s.store, Log: log}, Logger: log, StatsWindow: cfg.StatsWindow,
 		Push:    &push.JetStream{JS: s.js, Instance: cfg.Instance},
 		Offered: func(trigger time.Time) { s.m.OfferLatency.Observe(time.Since(trigger).Seconds()) },
+		Lost:    s.lost,
+		Version: s.aggregateVersion,
 	})
+	s.d.Pause() // until the projection holds the streams (Run)
 	adm := admin.New(admin.Options{Registry: s.m.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{
 		{Name: "nats", Check: func(context.Context) error {
 			if !s.nc.IsConnected() || !s.ready.Load() {
@@ -120,6 +134,12 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 			return nil
 		}},
 		{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
+		{Name: "projection", Check: func(context.Context) error {
+			if s.d.Paused() {
+				return errors.New("offers paused: the projection is being rebuilt from the event log or catching up with it")
+			}
+			return nil
+		}},
 	}})
 	adminhttp.Register(adm, adminhttp.Deps{D: s.d, Store: s.store, Window: cfg.StatsWindow})
 	adm.Handle("GET /v1/stats/stream", wallboard.Stream(adminhttp.StatsJSON(s.store, cfg.StatsWindow), time.Second))
@@ -150,6 +170,7 @@ func (s *Service) Run(ctx context.Context) error {
 		for _, f := range stops {
 			f()
 		}
+		s.unfollow()
 	}()
 	for {
 		st, err := s.start(ctx)
@@ -165,17 +186,17 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.d.Run(ctx, s.cfg.Workers) }()
 	go func() { defer wg.Done(); s.d.Timers(ctx) }()
 	go func() { defer wg.Done(); s.d.Waiting(ctx) }()
-	// Look at every queue once: members may have waited while no
-	// distributor ran.
-	if names, err := s.store.QueueNames(ctx); err == nil {
-		for _, q := range names {
-			s.d.Kick(q)
-		}
+	go func() { defer wg.Done(); s.guard(ctx) }()
+	if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot tell whether the projection caught up", "err", err)
 	}
+	// Resuming looks at every queue once: members may have waited while
+	// no distributor ran.
+	s.d.Resume(ctx)
 	s.ready.Store(true)
 	s.log.Info("queue-distributor ready", "admin", s.AdminAddr(), "instance", s.cfg.Instance)
 	<-ctx.Done()
@@ -208,18 +229,21 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 		}
 		return nil, err
 	}
-	for _, stream := range []string{"QUEUES", "AGENTS"} {
-		from, err := s.store.LastApplied(cctx, stream)
-		if err != nil {
-			return fail(err)
+	// Rebuilds announced by others pause this instance until they end.
+	notice, err := s.nc.Subscribe(RebuildNotice, func(m *nats.Msg) {
+		var n Notice
+		if json.Unmarshal(m.Data, &n) != nil || n.Prefix != s.cfg.Prefix || n.By == s.cfg.Instance {
+			return
 		}
-		f := s.newFollower()
-		stop, err := s.elog.Follow(ctx, stream, from, f.deliver)
-		if err != nil {
-			f.stop()
-			return fail(err)
-		}
-		stops = append(stops, func() { stop(); f.stop() })
+		s.log.Warn("another process is rebuilding the projection; offers pause", "by", n.By)
+		s.pauseAndRestore()
+	})
+	if err != nil {
+		return fail(fmt.Errorf("subscribe %s: %w", RebuildNotice, err))
+	}
+	stops = append(stops, func() { _ = notice.Unsubscribe() })
+	if err := s.restore(ctx, true); err != nil {
+		return fail(err)
 	}
 	qc := &queuectl.Server{D: s.d, Store: s.store, NC: s.nc, Log: s.log}
 	stop, err := qc.Start()
@@ -229,7 +253,7 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 	stops = append(stops, stop)
 	cons, err := s.js.CreateOrUpdateConsumer(cctx, "CALLS", jetstream.ConsumerConfig{
 		Durable: "queue-distributor", FilterSubjects: []string{"calls.*.hangup", "calls.*.dtmf", "calls.*.unbridged"},
-		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: 10000, AckWait: 30 * time.Second,
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: 10000, AckWait: callAckWait,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("consumer on CALLS: %w", err))
@@ -242,7 +266,48 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 	return stops, nil
 }
 
+// aggregateVersion is the sequence of the last event on filter in stream
+// (0: none), the distributor's concurrency token for an aggregate.
+func (s *Service) aggregateVersion(ctx context.Context, stream, filter string) (uint64, error) {
+	st, ok := s.streams.Load(stream)
+	if !ok {
+		got, err := s.js.Stream(ctx, stream)
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: %w", stream, err)
+		}
+		st, _ = s.streams.LoadOrStore(stream, got)
+	}
+	m, err := st.(jetstream.Stream).GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last event on %s: %w", filter, err)
+	}
+	return m.Sequence, nil
+}
+
+// callAckWait is how long a CALLS event handed to an instance waits for
+// its ack before another instance gets it: the events an instance killed
+// had taken (a caller's hang-up, an agent's) reach a live one within it.
+// A handler that takes longer says it is still at work.
+const callAckWait = 5 * time.Second
+
 func (s *Service) handleCallMsg(m jetstream.Msg) {
+	working := make(chan struct{})
+	defer close(working)
+	go func() {
+		t := time.NewTicker(callAckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-working:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
 	env, err := events.Parse(m.Data())
 	if err != nil {
 		s.log.Warn("unreadable CALLS event skipped", "subject", m.Subject(), "err", err)

@@ -68,8 +68,26 @@ func mapErr(err error) error {
 		return admin.Errorf(http.StatusConflict, "in_use", "%v", err)
 	case errors.Is(err, eventlog.ErrConflict):
 		return admin.Errorf(http.StatusConflict, "conflict", "%v; try again", err)
+	case errors.Is(err, distributor.ErrRebuilding):
+		return admin.Errorf(http.StatusServiceUnavailable, "rebuilding", "%v", err)
 	}
 	return err
+}
+
+// steady holds a request while the projection is rebuilt (a few seconds
+// at most), then answers 503 with Retry-After: what the projection shows
+// meanwhile is not the state.
+func steady(d *distributor.Distributor, h admin.HandlerFunc) admin.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := d.Steady(r.Context())
+		if err == nil {
+			err = h(w, r)
+		}
+		if errors.Is(err, distributor.ErrRebuilding) {
+			w.Header().Set("Retry-After", "1")
+		}
+		return mapErr(err)
+	}
 }
 
 // named decodes the body of a PUT on the resource the path names (path
@@ -117,7 +135,9 @@ func name(r *http.Request, key, field string) (string, error) {
 
 // Register adds the routes.
 func Register(srv *admin.Server, d Deps) {
-	srv.Handle("GET /v1/queues", func(w http.ResponseWriter, r *http.Request) error {
+	// Every route waits out a rebuild of the projection.
+	handle := func(pattern string, h admin.HandlerFunc) { srv.Handle(pattern, steady(d.D, h)) }
+	handle("GET /v1/queues", func(w http.ResponseWriter, r *http.Request) error {
 		names, err := d.Store.QueueNames(r.Context())
 		if err != nil {
 			return err
@@ -132,7 +152,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"queues": out})
 		return nil
 	})
-	srv.Handle("GET /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
 			return err
@@ -144,7 +164,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, q)
 		return nil
 	})
-	srv.Handle("PUT /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("PUT /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		var q domain.Queue
 		n, err := named(r, "name", &q, &q.Name)
 		if err != nil {
@@ -153,7 +173,7 @@ func Register(srv *admin.Server, d Deps) {
 		created, err := d.D.PutQueue(r.Context(), q)
 		return stored(w, created, err, func() (any, error) { return d.Store.Queue(r.Context(), n) })
 	})
-	srv.Handle("DELETE /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("DELETE /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
 			return err
@@ -164,7 +184,7 @@ func Register(srv *admin.Server, d Deps) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-	srv.Handle("GET /v1/queues/{name}/tiers", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/queues/{name}/tiers", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
 			return err
@@ -179,7 +199,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"tiers": t})
 		return nil
 	})
-	srv.Handle("PUT /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("PUT /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "queue")
 		if err != nil {
 			return err
@@ -199,7 +219,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, t)
 		return nil
 	})
-	srv.Handle("DELETE /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("DELETE /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "queue")
 		if err != nil {
 			return err
@@ -214,7 +234,7 @@ func Register(srv *admin.Server, d Deps) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-	srv.Handle("GET /v1/queues/{name}/members", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/queues/{name}/members", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
 			return err
@@ -229,7 +249,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"members": m})
 		return nil
 	})
-	srv.Handle("GET /v1/queues/{name}/stats", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/queues/{name}/stats", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
 			return err
@@ -244,7 +264,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, s)
 		return nil
 	})
-	srv.Handle("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) error {
 		body, err := Stats(r.Context(), d.Store, d.Window)
 		if err != nil {
 			return err
@@ -253,7 +273,7 @@ func Register(srv *admin.Server, d Deps) {
 		return nil
 	})
 
-	srv.Handle("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) error {
 		state := r.URL.Query().Get("state")
 		a, err := d.Store.Agents(r.Context(), state)
 		if err != nil {
@@ -262,7 +282,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"agents": a})
 		return nil
 	})
-	srv.Handle("GET /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("GET /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		id, err := name(r, "id", "id")
 		if err != nil {
 			return err
@@ -274,7 +294,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, a)
 		return nil
 	})
-	srv.Handle("PUT /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("PUT /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		var a domain.Agent
 		id, err := named(r, "id", &a, &a.ID)
 		if err != nil {
@@ -283,7 +303,7 @@ func Register(srv *admin.Server, d Deps) {
 		created, err := d.D.PutAgent(r.Context(), a)
 		return stored(w, created, err, func() (any, error) { return d.Store.Agent(r.Context(), id) })
 	})
-	srv.Handle("DELETE /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
+	handle("DELETE /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		id, err := name(r, "id", "id")
 		if err != nil {
 			return err
@@ -318,9 +338,9 @@ func Register(srv *admin.Server, d Deps) {
 			return stored(w, false, err, func() (any, error) { return d.Store.Agent(r.Context(), id) })
 		}
 	}
-	srv.Handle("PUT /v1/agents/{id}/status", setStatus(""))
-	srv.Handle("POST /v1/agents/{id}/login", setStatus(domain.StatusAvailable))
-	srv.Handle("POST /v1/agents/{id}/logout", setStatus(domain.StatusLoggedOut))
+	handle("PUT /v1/agents/{id}/status", setStatus(""))
+	handle("POST /v1/agents/{id}/login", setStatus(domain.StatusAvailable))
+	handle("POST /v1/agents/{id}/logout", setStatus(domain.StatusLoggedOut))
 }
 
 // StatsJSON is the wallboard stream's source: GET /v1/stats's body, with

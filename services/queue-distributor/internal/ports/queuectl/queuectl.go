@@ -107,6 +107,7 @@ func refuse(err error) Reply {
 	case errors.Is(err, projection.ErrNotFound):
 		return Reply{Error: &Error{Code: "not_found", Message: err.Error()}}
 	}
+	// ErrRebuilding among others: the caller side waits and asks again.
 	return Reply{Error: &Error{Code: "unavailable", Message: err.Error()}}
 }
 
@@ -154,12 +155,30 @@ func (s *Server) status(ctx context.Context, body []byte) Reply {
 	if err := domain.ValidCallID("call_id", req.CallID); err != nil {
 		return refuse(err)
 	}
-	if done := s.done(ctx, req.CallID); done != nil {
+	if err := s.D.Steady(ctx); err != nil {
+		return refuse(err)
+	}
+	r := s.lookUp(ctx, req.CallID)
+	if r.Error != nil && r.Error.Code == "not_found" {
+		// Not found in a projection that lost its state (Redis flushed)
+		// is no answer: wait for the rebuild and look again.
+		if retry, err := s.D.Confirm(ctx, projection.ErrNotFound); retry {
+			r = s.lookUp(ctx, req.CallID)
+		} else if !errors.Is(err, projection.ErrNotFound) {
+			return refuse(err)
+		}
+	}
+	return r
+}
+
+// lookUp is a call's state in its queue.
+func (s *Server) lookUp(ctx context.Context, callID string) Reply {
+	if done := s.done(ctx, callID); done != nil {
 		return *done
 	}
-	m, err := s.Store.Member(ctx, req.CallID)
+	m, err := s.Store.Member(ctx, callID)
 	if err != nil {
-		if agent, aerr := s.Store.AgentInCall(ctx, req.CallID); aerr == nil && agent != "" {
+		if agent, aerr := s.Store.AgentInCall(ctx, callID); aerr == nil && agent != "" {
 			return Reply{State: "bridged"}
 		}
 		return refuse(err)
