@@ -242,6 +242,10 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	}
 }
 
+// MinRetryDelay is the least an agent whose ring failed waits before the
+// next offer.
+const MinRetryDelay = time.Second
+
 // rekillEvery is how often a stopped ring is hung up again until its
 // originate ends.
 const rekillEvery = 250 * time.Millisecond
@@ -345,7 +349,12 @@ func (d *Distributor) decline(ctx context.Context, run *offerRun, o *projection.
 // handling: which delay applies and whether it counts towards
 // max-no-answer.
 func classify(cause string, a domain.Agent) (reason string, delay time.Duration, countsNoAnswer bool) {
-	s := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	// A failed ring waits at least MinRetryDelay, whatever the agent's
+	// delays say: decisions are event-driven, so with no delay a phone
+	// that fails at once (busy, absent) would be rung again for the same
+	// caller hundreds of times a second. mod_callcenter's 100 ms pass
+	// bounds it there.
+	s := func(n int) time.Duration { return max(time.Duration(n)*time.Second, MinRetryDelay) }
 	switch cause {
 	case "LOSE_RACE", "ORIGINATOR_CANCEL":
 		return "cancelled", 0, false

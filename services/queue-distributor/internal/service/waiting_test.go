@@ -190,3 +190,32 @@ func TestQueueChangesAfterCalls(t *testing.T) {
 	e.do("DELETE", "/v1/queues/support/tiers/1001", nil, 204)
 	e.do("DELETE", "/v1/queues/support", nil, 204)
 }
+
+// A phone that fails at once (busy) with no delays configured is rung
+// again, but not hammered: at most once per MinRetryDelay.
+func TestFailingPhoneIsNotHammered(t *testing.T) {
+	e := newEnv(t)
+	e.sim.SetEndpoint("user/1001", fssim.Endpoint{Fail: "USER_BUSY"})
+	e.setup("longest-idle-agent", "1001")
+	e.do("PUT", "/v1/agents/1001", map[string]any{"contact": "user/1001", "max_no_answer": 0}, 200)
+	e.caller("c-1")
+	for len(e.api) > 0 {
+		<-e.api
+	}
+	e.enqueue(queuectl.EnqueueRequest{CallID: "c-1", Queue: "support", Node: "fs1"})
+	rings := 0
+	deadline := time.After(2500 * time.Millisecond)
+	for done := false; !done; {
+		select {
+		case c := <-e.api:
+			if strings.HasPrefix(c, "originate") {
+				rings++
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	if rings < 2 || rings > 4 {
+		t.Fatalf("%d rings of a busy phone in 2.5 s, want it retried about once a second", rings)
+	}
+}
