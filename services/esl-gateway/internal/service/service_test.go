@@ -233,6 +233,14 @@ func TestCallctlRejectsBadRequests(t *testing.T) {
 	rp := esltest.New(t, "outbound/01-async-full-session")
 	rp.Dial(svc.SocketAddr())
 	waitFor(t, 5*time.Second, func() bool { return svc.gw.ActiveSessions() == 1 })
+	// The gateway subscribes callctl.<uuid> on its own connection before
+	// it publishes call.started (so a policy reacting to it is served);
+	// this test has no call.started to wait for, so it waits for the
+	// subscription to reach the server.
+	waitFor(t, 5*time.Second, func() bool {
+		_, err := nc.Request("callctl."+callID, []byte(`not json`), time.Second)
+		return err != nats.ErrNoResponders
+	})
 	for _, raw := range []string{
 		`not json`,
 		`{"op":"format_disk"}`,
