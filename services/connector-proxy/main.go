@@ -6,12 +6,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
 
@@ -19,16 +15,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code, err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	if err != nil && !errors.Is(err, config.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "connector-proxy:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	config.Main("connector-proxy", func(ctx context.Context) (int, error) { return run(ctx, os.Args[1:], os.Getenv, os.Stderr) })
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, errOut io.Writer) (int, error) {

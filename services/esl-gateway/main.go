@@ -8,11 +8,8 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
 
@@ -20,15 +17,12 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			return
+	config.Main("esl-gateway", func(ctx context.Context) (int, error) {
+		if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil && !errors.Is(err, config.ErrHelp) {
+			return 1, err
 		}
-		fmt.Fprintln(os.Stderr, "esl-gateway:", err)
-		os.Exit(1)
-	}
+		return 0, nil // --help exits 0 here
+	})
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {

@@ -11,12 +11,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
 
@@ -24,16 +21,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, config.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "policy-runner:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	config.Main("policy-runner", func(ctx context.Context) (int, error) { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
 }
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) (int, error) {

@@ -7,12 +7,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
 
@@ -20,16 +16,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code, err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	if err != nil && !errors.Is(err, config.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "push-notifier:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	config.Main("push-notifier", func(ctx context.Context) (int, error) { return run(ctx, os.Args[1:], os.Getenv, os.Stderr) })
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, errOut io.Writer) (int, error) {
