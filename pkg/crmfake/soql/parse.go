@@ -113,7 +113,7 @@ func isIdentStart(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
 }
 
-// lexString decodes the literal starting at s[i] == '\”.
+// lexString decodes the literal that starts with the single quote at s[i].
 func lexString(s string, i int) (token, int, error) {
 	var b strings.Builder
 	var wild []bool
