@@ -152,18 +152,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"queues": out})
 		return nil
 	})
-	handle("GET /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "name")
-		if err != nil {
-			return err
-		}
-		q, err := d.Store.Queue(r.Context(), n)
-		if err != nil {
-			return mapErr(err)
-		}
-		admin.WriteJSON(w, http.StatusOK, q)
-		return nil
-	})
+	handle("GET /v1/queues/{name}", getOne("name", func(ctx context.Context, n string) (any, error) { return d.Store.Queue(ctx, n) }))
 	handle("PUT /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		var q domain.Queue
 		n, err := named(r, "name", &q, &q.Name)
@@ -173,17 +162,7 @@ func Register(srv *admin.Server, d Deps) {
 		created, err := d.D.PutQueue(r.Context(), q)
 		return stored(w, created, err, func() (any, error) { return d.Store.Queue(r.Context(), n) })
 	})
-	handle("DELETE /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "name")
-		if err != nil {
-			return err
-		}
-		if err := d.D.DeleteQueue(r.Context(), n); err != nil {
-			return mapErr(err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
+	handle("DELETE /v1/queues/{name}", deleteOne("name", d.D.DeleteQueue))
 	handle("GET /v1/queues/{name}/tiers", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
@@ -282,18 +261,7 @@ func Register(srv *admin.Server, d Deps) {
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"agents": a})
 		return nil
 	})
-	handle("GET /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		id, err := name(r, "id", "id")
-		if err != nil {
-			return err
-		}
-		a, err := d.Store.Agent(r.Context(), id)
-		if err != nil {
-			return mapErr(err)
-		}
-		admin.WriteJSON(w, http.StatusOK, a)
-		return nil
-	})
+	handle("GET /v1/agents/{id}", getOne("id", func(ctx context.Context, id string) (any, error) { return d.Store.Agent(ctx, id) }))
 	handle("PUT /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		var a domain.Agent
 		id, err := named(r, "id", &a, &a.ID)
@@ -303,17 +271,7 @@ func Register(srv *admin.Server, d Deps) {
 		created, err := d.D.PutAgent(r.Context(), a)
 		return stored(w, created, err, func() (any, error) { return d.Store.Agent(r.Context(), id) })
 	})
-	handle("DELETE /v1/agents/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		id, err := name(r, "id", "id")
-		if err != nil {
-			return err
-		}
-		if err := d.D.DeleteAgent(r.Context(), id); err != nil {
-			return mapErr(err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
+	handle("DELETE /v1/agents/{id}", deleteOne("id", d.D.DeleteAgent))
 	setStatus := func(status string) admin.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) error {
 			id, err := name(r, "id", "id")
@@ -368,5 +326,36 @@ func StatsJSON(st *projection.Store, window time.Duration) func(ctx context.Cont
 		}
 		mu.Unlock()
 		return json.Marshal(b)
+	}
+}
+
+// getOne answers GET of one queue or agent named by the path's param.
+func getOne(param string, read func(ctx context.Context, id string) (any, error)) admin.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := name(r, param, param)
+		if err != nil {
+			return err
+		}
+		v, err := read(r.Context(), id)
+		if err != nil {
+			return mapErr(err)
+		}
+		admin.WriteJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+// deleteOne answers DELETE of one queue or agent named by the path's param.
+func deleteOne(param string, del func(ctx context.Context, id string) error) admin.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := name(r, param, param)
+		if err != nil {
+			return err
+		}
+		if err := del(r.Context(), id); err != nil {
+			return mapErr(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 }
