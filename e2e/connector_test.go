@@ -5,17 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,28 +23,6 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 )
 
-// The connector-proxy is built here, once, the first time a test needs it.
-var (
-	connectorProxyOnce sync.Once
-	connectorProxyErr  error
-)
-
-func buildConnectorProxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(binaries, "connector-proxy")
-	connectorProxyOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", bin, "./services/connector-proxy")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			connectorProxyErr = fmt.Errorf("build connector-proxy: %v\n%s", err, out)
-		}
-	})
-	if connectorProxyErr != nil {
-		t.Fatal(connectorProxyErr)
-	}
-	return bin
-}
-
 // cpProc is the connector-proxy running as its own process.
 type cpProc struct {
 	admin string
@@ -60,58 +33,11 @@ type cpProc struct {
 // it is ready; extra are more KEY=value settings.
 func startConnectorProxy(t *testing.T, natsURL string, extra ...string) *cpProc {
 	t.Helper()
-	bin := buildConnectorProxy(t)
 	p := &cpProc{admin: testinfra.FreeAddr(t), token: "e2e-token"}
-	log := &bytes.Buffer{}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_ADMIN_TOKEN="+p.token,
-		"SWITCHYARD_CP_ADMIN_ADDR="+p.admin, "SWITCHYARD_CP_INSTANCE=cp-e2e", "SWITCHYARD_CP_SHUTDOWN_GRACE=2s",
-		"SWITCHYARD_LOG_LEVEL=debug")
-	cmd.Env = append(cmd.Env, extra...)
-	w := syncWriter{log, &sync.Mutex{}}
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			w.mu.Lock()
-			t.Logf("connector-proxy log:\n%s", lastLines(log.String(), 40))
-			w.mu.Unlock()
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + p.admin + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case <-exited:
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			t.Fatalf("connector-proxy exited before it was ready:\n%s", lastLines(log.String(), 30))
-		default:
-		}
-		if time.Now().After(deadline) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			t.Fatalf("connector-proxy not ready:\n%s", lastLines(log.String(), 30))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runService(t, "connector-proxy", p.admin, 5*time.Second, append([]string{"SWITCHYARD_NATS_URL=" + natsURL,
+		"SWITCHYARD_ADMIN_TOKEN=" + p.token, "SWITCHYARD_CP_ADMIN_ADDR=" + p.admin, "SWITCHYARD_CP_INSTANCE=cp-e2e",
+		"SWITCHYARD_CP_SHUTDOWN_GRACE=2s", "SWITCHYARD_LOG_LEVEL=debug"}, extra...)...)
+	return p
 }
 
 // do calls the admin REST with t (so that it is safe in subtests) and

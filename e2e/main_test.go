@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binaries = dir
-	for _, svc := range []string{"esl-gateway", "policy-runner", "queue-distributor", "push-notifier"} {
+	for _, svc := range []string{"esl-gateway", "policy-runner", "queue-distributor", "push-notifier", "connector-proxy"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), "./services/"+svc)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -15,14 +15,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,11 +36,8 @@ import (
 
 // pushProc is the push-notifier running as its own process.
 type pushProc struct {
-	t     *testing.T
 	admin string
 	token string
-	log   *bytes.Buffer
-	logMu *sync.Mutex
 }
 
 // startPushNotifier starts the push-notifier against natsURL and redisURL
@@ -50,58 +45,11 @@ type pushProc struct {
 // APNs hosts, CA and key).
 func startPushNotifier(t *testing.T, natsURL, redisURL string, extra ...string) *pushProc {
 	t.Helper()
-	p := &pushProc{t: t, admin: testinfra.FreeAddr(t), token: "e2e-token", log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-	cmd := exec.Command(filepath.Join(binaries, "push-notifier"))
-	cmd.Env = append(os.Environ(),
-		"SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_REDIS_URL="+redisURL, "SWITCHYARD_ADMIN_TOKEN="+p.token,
-		"SWITCHYARD_PUSH_ADMIN_ADDR="+p.admin, "SWITCHYARD_PUSH_INSTANCE=push-e2e", "SWITCHYARD_PUSH_SHUTDOWN_GRACE=2s",
-		"SWITCHYARD_LOG_LEVEL=info")
-	cmd.Env = append(cmd.Env, extra...)
-	w := syncWriter{p.log, p.logMu}
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Error("push-notifier did not exit 10 s after SIGTERM")
-		}
-		if t.Failed() {
-			p.logMu.Lock()
-			t.Logf("push-notifier log:\n%s", lastLines(p.log.String(), 40))
-			p.logMu.Unlock()
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + p.admin + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case <-exited:
-			p.logMu.Lock()
-			defer p.logMu.Unlock()
-			t.Fatalf("push-notifier exited before it was ready:\n%s", lastLines(p.log.String(), 30))
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.logMu.Lock()
-			defer p.logMu.Unlock()
-			t.Fatalf("push-notifier not ready:\n%s", lastLines(p.log.String(), 30))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := &pushProc{admin: testinfra.FreeAddr(t), token: "e2e-token"}
+	runService(t, "push-notifier", p.admin, 10*time.Second, append([]string{"SWITCHYARD_NATS_URL=" + natsURL,
+		"SWITCHYARD_REDIS_URL=" + redisURL, "SWITCHYARD_ADMIN_TOKEN=" + p.token, "SWITCHYARD_PUSH_ADMIN_ADDR=" + p.admin,
+		"SWITCHYARD_PUSH_INSTANCE=push-e2e", "SWITCHYARD_PUSH_SHUTDOWN_GRACE=2s", "SWITCHYARD_LOG_LEVEL=info"}, extra...)...)
+	return p
 }
 
 // adminDo calls a service's admin REST at addr and decodes the JSON

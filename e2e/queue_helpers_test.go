@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,30 +22,26 @@ type qdProc struct {
 	admin    string
 	token    string
 	instance string
-	log      *bytes.Buffer
-	logMu    *sync.Mutex
+	log      syncWriter
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	mu  sync.Mutex
+	cur *proc
 }
 
 // startQueueDistributor starts the service against natsURL and redisURL
 // and waits until it is ready; extra are more KEY=value settings.
 func startQueueDistributor(t *testing.T, natsURL, redisURL, instance string, extra ...string) *qdProc {
 	t.Helper()
-	p := &qdProc{t: t, admin: testinfra.FreeAddr(t), token: "e2e-token", instance: instance, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-	p.env = append(os.Environ(),
-		"SWITCHYARD_NATS_URL="+natsURL, "SWITCHYARD_REDIS_URL="+redisURL, "SWITCHYARD_ADMIN_TOKEN="+p.token,
-		"SWITCHYARD_QD_ADMIN_ADDR="+p.admin, "SWITCHYARD_QD_INSTANCE="+instance, "SWITCHYARD_QD_SHUTDOWN_GRACE=5s",
-		"SWITCHYARD_LOG_LEVEL=info")
-	p.env = append(p.env, extra...)
+	p := &qdProc{t: t, admin: testinfra.FreeAddr(t), token: "e2e-token", instance: instance, log: syncWriter{&bytes.Buffer{}, &sync.Mutex{}}}
+	p.env = append([]string{"SWITCHYARD_NATS_URL=" + natsURL, "SWITCHYARD_REDIS_URL=" + redisURL, "SWITCHYARD_ADMIN_TOKEN=" + p.token,
+		"SWITCHYARD_QD_ADMIN_ADDR=" + p.admin, "SWITCHYARD_QD_INSTANCE=" + instance, "SWITCHYARD_QD_SHUTDOWN_GRACE=5s",
+		"SWITCHYARD_LOG_LEVEL=info"}, extra...)
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			p.logMu.Lock()
-			t.Logf("queue-distributor %s log:\n%s", instance, lastLines(p.log.String(), 40))
-			p.logMu.Unlock()
+			p.log.mu.Lock()
+			t.Logf("queue-distributor %s log:\n%s", instance, lastLines(p.log.b.String(), 40))
+			p.log.mu.Unlock()
 		}
 	})
 	p.Start()
@@ -58,60 +51,33 @@ func startQueueDistributor(t *testing.T, natsURL, redisURL, instance string, ext
 // Start runs the process (again) and waits for /readyz.
 func (p *qdProc) Start() {
 	p.t.Helper()
-	cmd := exec.Command(filepath.Join(binaries, "queue-distributor"))
-	cmd.Env = p.env
-	w := syncWriter{p.log, p.logMu}
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	cur := startProc(p.t, "queue-distributor", p.log, p.env...)
 	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
+	p.cur = cur
 	p.mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + p.admin + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			p.logMu.Lock()
-			defer p.logMu.Unlock()
-			p.t.Fatalf("queue-distributor exited before it was ready:\n%s", lastLines(p.log.String(), 30))
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("queue-distributor not ready:\n%s", lastLines(p.log.String(), 30))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cur.waitReady(p.t, "queue-distributor", p.admin, 20*time.Second)
+}
+
+// running is the current process (nil before the first Start).
+func (p *qdProc) running() *proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
 }
 
 // Kill is kill -9.
 func (p *qdProc) Kill() {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if cmd == nil {
-		return
+	if cur := p.running(); cur != nil {
+		cur.cmd.Process.Kill()
+		<-cur.exited
 	}
-	cmd.Process.Kill()
-	<-exited
 }
 
 // Stop is SIGTERM and waits for the exit.
 func (p *qdProc) Stop() {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGTERM)
-	<-exited
+	cur := p.running()
+	cur.cmd.Process.Signal(syscall.SIGTERM)
+	<-cur.exited
 }
 
 // do calls the admin REST and decodes the JSON answer; want is the

@@ -534,9 +534,9 @@ func (p *qdProc) ready() bool {
 
 // logged counts the log lines of p that contain s.
 func (p *qdProc) logged(s string) int {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	return strings.Count(p.log.String(), s)
+	p.log.mu.Lock()
+	defer p.log.mu.Unlock()
+	return strings.Count(p.log.b.String(), s)
 }
 
 // stableState is what the admin REST shows that no call changes: every
