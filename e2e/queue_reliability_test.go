@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -1036,16 +1035,8 @@ func TestQueueDistributorDuplicateAndStaleEvents(t *testing.T) {
 	})
 
 	t.Run("stale copies", func(t *testing.T) {
-		if os.Getenv("SWITCHYARD_E2E_STALE_COPIES") == "" {
-			// Each of these is applied today: the projection refuses an
-			// event by the state it finds, and these find a state that
-			// takes them (a join for a call it no longer knows, a status
-			// the agent could take, an offer to an idle agent). Refusing
-			// them needs the projection to know the event ids it applied
-			// (docs/operations/queue-distributor.md, "Duplicate events").
-			t.Skip("the projection does not de-duplicate by event id yet; set SWITCHYARD_E2E_STALE_COPIES=1 to run")
-		}
-		// Copies of old events under new ids: a finished caller joining,
+		// Copies of old events under new message ids (their event ids
+		// unchanged): a finished caller joining,
 		// an agent's old status (b01 was available before its break, b02
 		// before logging out), an old offer to an agent now idle, an old
 		// end of a wrap-up.

@@ -79,7 +79,7 @@ func (l *Log) Append(ctx context.Context, eventID, typ, id, callID string, data 
 		return Appended{}, fmt.Errorf("append %s to %s: %w", typ, id, err)
 	}
 	return Appended{Duplicate: ack.Duplicate, Event: projection.Event{
-		Stream: ack.Stream, Seq: ack.Sequence, Type: typ, ID: id, Data: env.Data, At: env.Time,
+		Stream: ack.Stream, Seq: ack.Sequence, Type: typ, ID: id, Data: env.Data, At: env.Time, EventID: env.ID,
 	}}, nil
 }
 
@@ -95,7 +95,7 @@ func Decode(stream string, seq uint64, subject string, body []byte) (projection.
 	if len(parts) < 3 || domain.Subject(env.Type, parts[1]) != subject {
 		return projection.Event{}, fmt.Errorf("%s #%d: type %s does not belong on subject %s", stream, seq, env.Type, subject)
 	}
-	return projection.Event{Stream: stream, Seq: seq, Type: env.Type, ID: parts[1], Data: env.Data, At: env.Time}, nil
+	return projection.Event{Stream: stream, Seq: seq, Type: env.Type, ID: parts[1], Data: env.Data, At: env.Time, EventID: env.ID}, nil
 }
 
 // Follow delivers stream's events after sequence from, in order, to fn,

@@ -82,7 +82,7 @@ func TestDecodeRefusesForeignMessages(t *testing.T) {
 			t.Errorf("%s: decoded", name)
 		}
 	}
-	if ev, err := Decode("AGENTS", 7, "agents.a1.status.changed", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"agent.status.changed","data":{"status":"available"}}`)); err != nil || ev.ID != "a1" || ev.Seq != 7 {
+	if ev, err := Decode("AGENTS", 7, "agents.a1.status.changed", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"agent.status.changed","data":{"status":"available"}}`)); err != nil || ev.ID != "a1" || ev.Seq != 7 || ev.EventID != "1" {
 		t.Fatalf("valid event: %+v %v", ev, err)
 	}
 }

@@ -21,16 +21,16 @@ const MaxBatch = 512
 // applied).
 func (s *Store) ApplyBatch(ctx context.Context, evs []Event) ([]ApplyResult, error) {
 	out := make([]ApplyResult, 0, len(evs))
-	args := make([]any, 0, 1+6*min(len(evs), MaxBatch))
+	args := make([]any, 0, 2+7*min(len(evs), MaxBatch))
 	for len(evs) > 0 {
 		n := min(len(evs), MaxBatch)
-		args = append(args[:0], s.prefix)
+		args = append(args[:0], s.prefix, s.lim.IDWindow)
 		for _, ev := range evs[:n] {
 			data := []byte(ev.Data)
 			if len(data) == 0 {
 				data = []byte("{}")
 			}
-			args = append(args, ev.Stream, ev.Seq, ev.Type, ev.ID, data, ev.At.UnixMilli())
+			args = append(args, ev.Stream, ev.Seq, ev.Type, ev.ID, data, ev.At.UnixMilli(), ev.EventID)
 		}
 		res, err := s.applyBatch.Run(ctx, s.rdb, nil, args...).StringSlice()
 		if err != nil {

@@ -28,7 +28,16 @@ func (l *eventLog) add(typ, id string, data any) {
 		panic(err)
 	}
 	l.clock = l.clock.Add(137 * time.Millisecond)
-	l.evs = append(l.evs, Event{Stream: st, Seq: l.seq[st], Type: typ, ID: id, Data: raw, At: l.clock})
+	l.evs = append(l.evs, Event{Stream: st, Seq: l.seq[st], Type: typ, ID: id, Data: raw, At: l.clock, EventID: fmt.Sprintf("%s-%d", st, l.seq[st])})
+}
+
+// again stores the i-th event once more under a new sequence, with its
+// own event id (a copy re-published under a new message id).
+func (l *eventLog) again(i int) {
+	ev := l.evs[i]
+	l.seq[ev.Stream]++
+	ev.Seq = l.seq[ev.Stream]
+	l.evs = append(l.evs, ev)
 }
 
 // batchLog touches every kind of event: queues and agents configured,
@@ -77,6 +86,11 @@ func batchLog() []Event {
 	l.add(domain.MemberAnswered, "q", domain.MemberEndData{CallID: "ghost", At: ms()})
 	for i := 100; i < 150; i += 3 {
 		l.add(domain.MemberAbandoned, []string{"q", "r"}[i%2], domain.MemberEndData{CallID: fmt.Sprint("m", i), WaitMS: 30000, At: ms()})
+	}
+	// Copies under new sequences of events the state would take again
+	// (joins, logins): refused by their ids.
+	for i := 0; i < len(l.evs); i += 11 {
+		l.again(i)
 	}
 	l.add(domain.QueueUpdated, "q", domain.QueueData{Queue: domain.Queue{Name: "q", Strategy: domain.FewestCalls, ServiceLevelSeconds: 30}})
 	l.add(domain.TierRemoved, "r", domain.TierData{Agent: "a4"})

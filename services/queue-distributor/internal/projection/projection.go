@@ -50,6 +50,10 @@ type Limits struct {
 	RingAllMax int // agents rung at once for ring-all (default 32)
 	MemberScan int // waiting members considered per decision (default 16)
 	AgentScan  int // idle agents examined per member for skills (default 512)
+	// IDWindow is how many of each stream's latest sequences have their
+	// event ids remembered, so a copy stored again under a new message id
+	// is refused (default 100,000: about 10 MB of Redis per stream).
+	IDWindow int
 }
 
 // Store is the projection in one Redis database under a key prefix.
@@ -70,6 +74,9 @@ func New(rdb redis.UniversalClient, prefix string, lim Limits) *Store {
 	}
 	if lim.AgentScan <= 0 {
 		lim.AgentScan = 512
+	}
+	if lim.IDWindow <= 0 {
+		lim.IDWindow = 100_000
 	}
 	script := func(body string) *redis.Script { return redis.NewScript(prelude + "\n" + body) }
 	return &Store{rdb: rdb, prefix: prefix, lim: lim,
@@ -105,6 +112,10 @@ type Event struct {
 	ID     string // the aggregate: queue name or agent id
 	Data   json.RawMessage
 	At     time.Time
+	// EventID is the envelope's id: an event applied once under it is
+	// refused when a copy comes again under another sequence. Empty: not
+	// checked.
+	EventID string
 }
 
 // Apply applies ev once. strict refuses to skip a sequence (the writer
@@ -119,7 +130,7 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
-	res, err := s.apply.Run(ctx, s.rdb, nil, s.prefix, ev.Stream, ev.Seq, ev.Type, ev.ID, string(data), ev.At.UnixMilli(), mode).StringSlice()
+	res, err := s.apply.Run(ctx, s.rdb, nil, s.prefix, ev.Stream, ev.Seq, ev.Type, ev.ID, string(data), ev.At.UnixMilli(), mode, ev.EventID, s.lim.IDWindow).StringSlice()
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply %s #%d (%s %s) to redis: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
 	}
@@ -255,7 +266,9 @@ func (s *Store) Stats(ctx context.Context, queue string, now time.Time, window t
 }
 
 // Checksum digests the projection's state — everything an event wrote,
-// not the indexes derived from the clock (idle and wake sets) — so a
+// not the indexes derived from the clock (idle and wake sets) nor the
+// event ids remembered to refuse copies (large, and a function of the
+// sequences applied, which the checksum covers) — so a
 // rebuilt projection can be compared with the live one.
 func (s *Store) Checksum(ctx context.Context) (string, error) {
 	keys, err := s.keys(ctx)
@@ -264,7 +277,7 @@ func (s *Store) Checksum(ctx context.Context) (string, error) {
 	}
 	keys = slices.DeleteFunc(keys, func(k string) bool {
 		rest := strings.TrimPrefix(k, s.prefix)
-		return strings.HasPrefix(rest, "idle:") || rest == "wake" || strings.HasPrefix(rest, "lock:")
+		return strings.HasPrefix(rest, "idle:") || rest == "wake" || strings.HasPrefix(rest, "lock:") || strings.HasPrefix(rest, "ids:")
 	})
 	h := sha256.New()
 	// Pipelined a chunk at a time: a projection of 10,000 agents has tens

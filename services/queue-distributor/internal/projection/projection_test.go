@@ -27,19 +27,22 @@ type fixture struct {
 	s     *Store
 	seq   map[string]uint64
 	clock time.Time
+	last  Event // the last event ev applied
 }
 
 var prefixN int
 var prefixMu sync.Mutex
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, Limits{}) }
+
+func newFixtureWith(t *testing.T, lim Limits) *fixture {
 	prefixMu.Lock()
 	prefixN++
 	p := fmt.Sprintf("t%d:", prefixN)
 	prefixMu.Unlock()
 	rdb := redis.NewClient(&redis.Options{Addr: servers.Redis.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	return &fixture{t: t, s: New(rdb, p, Limits{}), seq: map[string]uint64{}, clock: time.UnixMilli(1_800_000_000_000)}
+	return &fixture{t: t, s: New(rdb, p, lim), seq: map[string]uint64{}, clock: time.UnixMilli(1_800_000_000_000)}
 }
 
 func (f *fixture) tick(d time.Duration) time.Time { f.clock = f.clock.Add(d); return f.clock }
@@ -49,7 +52,21 @@ func (f *fixture) ev(typ, id string, data any) ApplyResult {
 	st := domain.Stream(typ)
 	f.seq[st]++
 	raw, _ := json.Marshal(data)
-	r, err := f.s.Apply(context.Background(), Event{Stream: st, Seq: f.seq[st], Type: typ, ID: id, Data: raw, At: f.clock}, true)
+	f.last = Event{Stream: st, Seq: f.seq[st], Type: typ, ID: id, Data: raw, At: f.clock, EventID: fmt.Sprintf("%s-%d", st, f.seq[st])}
+	r, err := f.s.Apply(context.Background(), f.last, true)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+// again stores ev once more under the next sequence of its stream, with
+// its own event id: a copy re-published under a new message id.
+func (f *fixture) again(ev Event) ApplyResult {
+	f.t.Helper()
+	f.seq[ev.Stream]++
+	ev.Seq = f.seq[ev.Stream]
+	r, err := f.s.Apply(context.Background(), ev, true)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -296,6 +313,79 @@ func TestApplyOnceAndGuards(t *testing.T) {
 	}
 	if r := f.ev(domain.MemberAnswered, "q", domain.MemberEndData{CallID: "ghost"}); r.Status != Ignored {
 		t.Fatalf("answer for an unknown member: %+v", r)
+	}
+}
+
+// TestCopiesUnderNewSequencesAreRefused: an event stored again under a
+// new message id (so under a new sequence) finds a state that would take
+// it — a finished caller's join, an agent's old status, an old offer to
+// an agent now idle — and is refused by its event id; the aggregate's
+// version still moves to the copy's sequence (it is the log's last).
+func TestCopiesUnderNewSequencesAreRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.queue(domain.Queue{Name: "q"})
+	f.agent("a", "q", 1, 1, nil)
+	f.available("a")
+	available := f.last
+	f.join("q", "c1", 0, nil)
+	joined := f.last
+	f.serve("q", "c1", time.Second)
+	f.ev(domain.AgentStatusChanged, "a", domain.StatusData{Status: domain.StatusOnBreak, At: f.clock.UnixMilli()})
+
+	if r := f.again(joined); r.Status != Ignored {
+		t.Fatalf("a finished caller's join again: %+v", r)
+	}
+	if ms, _ := f.s.Members(ctx, "q"); len(ms) != 0 {
+		t.Fatalf("the copy brought back %+v", ms)
+	}
+	if r := f.again(available); r.Status != Ignored {
+		t.Fatalf("an old status again: %+v", r)
+	}
+	av, _ := f.s.Agent(ctx, "a")
+	if av.Status != domain.StatusOnBreak {
+		t.Fatalf("agent %s after an old status copy", av.Status)
+	}
+	if av.Version != f.seq["AGENTS"] {
+		t.Fatalf("agent version %d, the log's last is %d", av.Version, f.seq["AGENTS"])
+	}
+	// A new event with the same content but its own id is applied.
+	if r := f.available("a"); r.Status != Applied {
+		t.Fatalf("a new status: %+v", r)
+	}
+}
+
+// TestEventIDWindowIsBounded: the ids of the last IDWindow sequences of a
+// stream are kept, older ones forgotten (Redis memory stays bounded); a
+// copy of an event older than the window is applied by the state it finds.
+func TestEventIDWindowIsBounded(t *testing.T) {
+	f := newFixtureWith(t, Limits{IDWindow: 300})
+	ctx := context.Background()
+	f.queue(domain.Queue{Name: "q"})
+	f.agent("a", "q", 1, 1, nil)
+	f.available("a")
+	old := f.last
+	for i := range 1000 {
+		st := domain.StatusOnBreak
+		if i%2 == 1 {
+			st = domain.StatusAvailable
+		}
+		f.ev(domain.AgentStatusChanged, "a", domain.StatusData{Status: st, At: f.clock.UnixMilli()})
+	}
+	n, err := f.s.Client().ZCard(ctx, f.s.key("ids", "AGENTS")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 300 || n > 300+256 {
+		t.Fatalf("%d ids remembered for a window of 300 sequences", n)
+	}
+	recent := f.last
+	if r := f.again(recent); r.Status != Ignored {
+		t.Fatalf("a copy within the window: %+v", r)
+	}
+	f.ev(domain.AgentStatusChanged, "a", domain.StatusData{Status: domain.StatusOnBreak, At: f.clock.UnixMilli()})
+	if r := f.again(old); r.Status != Applied {
+		t.Fatalf("a copy from before the window: %+v (the window is the documented bound)", r)
 	}
 }
 

@@ -2,8 +2,8 @@
 -- what apply in 'gaps' mode does to them one after the other, in one call
 -- (a rebuild or a follower that is behind pays one round trip per batch,
 -- not per event).
--- ARGV: prefix, then six per event: stream, seq, type, aggregate id, data
--- (JSON), event time (unix ms).
+-- ARGV: prefix, id window, then seven per event: stream, seq, type,
+-- aggregate id, data (JSON), event time (unix ms), event id.
 -- Returns three or more per event: status, detail, number of queues to
 -- look at, the queues. An event that raises an error ends the batch with
 -- {'error', message} in its place: the events before it stay applied, and
@@ -24,7 +24,8 @@ local function fail(err)
   out[#out + 1] = tostring(err)
   return out
 end
-for i = 2, #ARGV, 6 do
+local window = tonumber(ARGV[2])
+for i = 3, #ARGV, 7 do
   local stream, seq = ARGV[i], tonumber(ARGV[i + 1])
   local ok, d = pcall(cjson.decode, ARGV[i + 4])
   if not ok then return fail(d) end
@@ -39,7 +40,7 @@ for i = 2, #ARGV, 6 do
     out[#out + 1] = '0'
   else
     last[stream], changed[stream] = seq, true
-    local ok2, r = pcall(apply_event, seq, ARGV[i + 2], ARGV[i + 3], d, tonumber(ARGV[i + 5]))
+    local ok2, r = pcall(apply_event, stream, seq, ARGV[i + 6], window, ARGV[i + 2], ARGV[i + 3], d, tonumber(ARGV[i + 5]))
     if not ok2 then return fail(r) end
     out[#out + 1] = r[1]
     out[#out + 1] = r[2]

@@ -248,8 +248,26 @@ end
 -- queue's member events and events the state ignored advance that
 -- sequence too. Left behind, the version would refuse every later change
 -- of the queue or agent as concurrent.
-local function apply_event(seq, typ, id, d, now)
-  local out = apply_event_body(seq, typ, id, d, now)
+--
+-- eid is the event's CloudEvents id. A copy of an event stored again under
+-- a new Nats-Msg-Id (a tool replaying events, a retry after JetStream's
+-- duplicate window) has a new sequence but the same id: it is refused
+-- here, whatever state it finds. The ids of the last `window` sequences
+-- of each stream are remembered (trimmed every 256 sequences, so a replay
+-- keeps exactly what the live projection kept); an empty eid is not
+-- checked.
+local function apply_event(stream, seq, eid, window, typ, id, d, now)
+  local out
+  local ids = k('ids', stream)
+  if eid ~= '' and redis.call('ZSCORE', ids, eid) then
+    out = {'ignored', 'event id applied already'}
+  else
+    if eid ~= '' then
+      redis.call('ZADD', ids, seq, eid)
+      if seq % 256 == 0 then redis.call('ZREMRANGEBYSCORE', ids, '-inf', seq - window) end
+    end
+    out = apply_event_body(seq, typ, id, d, now)
+  end
   local agg
   if string.sub(typ, 1, 6) == 'queue.' then agg = k('q', id)
   elseif string.sub(typ, 1, 6) == 'agent.' then agg = k('a', id) end
