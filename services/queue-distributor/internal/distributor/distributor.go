@@ -80,10 +80,6 @@ type Config struct {
 	// (Redis flushed); when it has, it pauses the distributor and starts
 	// the rebuild. Nil: never.
 	Lost func(ctx context.Context) bool
-	// Version is the sequence of the last event on subject filter in
-	// stream (0: none): an aggregate's version in the log. Nil: the
-	// projection's version is used (see logVersion).
-	Version func(ctx context.Context, stream, filter string) (uint64, error)
 }
 
 // Distributor runs the queues.
@@ -251,22 +247,29 @@ func (d *Distributor) catchUp(ctx context.Context, stream string) error {
 // decided on its current state, retrying when another writer got there
 // first. version reads the state (and refuses what cannot be done); typ
 // may depend on it (created when 0, updated after). The append expects
-// the aggregate's last event in the log to be the one the decision saw.
+// the aggregate's version in the projection, which is the sequence of its
+// last event in the log once the projection holds that event: when
+// another instance's event has not reached this projection yet, the
+// append conflicts, the projection catches up and the decision is made
+// again on the state that includes it.
 func (d *Distributor) change(ctx context.Context, root, id string, version func() (int64, error), event func(version int64) (typ string, data any)) (projection.ApplyResult, error) {
 	if err := d.Steady(ctx); err != nil {
 		return projection.ApplyResult{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		expect, fromLog, err := d.logVersion(ctx, root, id)
-		if err != nil {
-			return projection.ApplyResult{}, err
-		}
 		var v int64
 		if err := d.trusted(ctx, func() (err error) { v, err = version(); return err }); err != nil {
 			return projection.ApplyResult{}, err
 		}
-		if !fromLog {
-			expect = v
+		expect := v
+		if v == 0 {
+			// Not in the projection: made before and deleted, its
+			// deletion (or a stale event about it) is the log's last.
+			g, err := d.cfg.Store.Gone(ctx, root, id)
+			if err != nil {
+				return projection.ApplyResult{}, err
+			}
+			expect = int64(g)
 		}
 		typ, payload := event(v)
 		r, err := d.append(ctx, "", typ, id, "", payload, expect)

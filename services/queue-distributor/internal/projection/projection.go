@@ -139,6 +139,25 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 	return r, nil
 }
 
+// Gone is the version of a queue (root "queue") or agent ("agent") the
+// projection does not hold: the sequence of the last event on its
+// subjects (its deletion, or a stale event about it), 0 if it never had
+// one. Making it again expects that version.
+func (s *Store) Gone(ctx context.Context, root, id string) (uint64, error) {
+	r := map[string]string{"queue": "q", "agent": "a"}[root]
+	if r == "" {
+		return 0, fmt.Errorf("tombstone of %s %s: no such kind of aggregate", root, id)
+	}
+	v, err := s.rdb.HGet(ctx, s.key("gone", r), id).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("tombstone of %s %s: %w", root, id, err)
+	}
+	return v, nil
+}
+
 // LastApplied is the last sequence of stream the projection holds.
 func (s *Store) LastApplied(ctx context.Context, stream string) (uint64, error) {
 	v, err := s.rdb.HGet(ctx, s.key("seq"), stream).Uint64()

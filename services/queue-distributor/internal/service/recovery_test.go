@@ -2,8 +2,11 @@ package service
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-voice/switchyard/pkg/fssim"
 
@@ -56,9 +59,9 @@ func TestMemberLeftOfferedByADeadInstanceEndsWithItsBridge(t *testing.T) {
 }
 
 // Events that change nothing in the projection — a member's for its
-// queue, one the projection ignores — or an aggregate deleted leave the
-// projection's version of the aggregate behind the log's: commands on it
-// must still go through (they expect the log's version).
+// queue, one the projection ignores — and an aggregate deleted (then
+// perhaps a stale event about it) must not leave the projection's version
+// of the aggregate behind the log's: commands on it still go through.
 func TestCommandsAfterEventsTheProjectionIgnores(t *testing.T) {
 	e := newEnv(t)
 	e.sim.SetEndpoint("user/5001", fssim.Endpoint{AnswerAfter: 20 * time.Millisecond})
@@ -94,4 +97,70 @@ func TestCommandsAfterEventsTheProjectionIgnores(t *testing.T) {
 	e.do("PUT", "/v1/agents/5002", map[string]any{"contact": "user/5002"}, 201)
 	e.do("DELETE", "/v1/agents/5002", nil, 204)
 	e.do("PUT", "/v1/agents/5002", map[string]any{"contact": "user/5002"}, 201)
+	// Deleted, then a stale event about it stored after its deletion: the
+	// tombstone follows the log.
+	e.do("DELETE", "/v1/agents/5002", nil, 204)
+	if _, err := e.svc.elog.Append(context.Background(), "", domain.AgentStatusChanged, "5002", "",
+		domain.StatusData{Status: domain.StatusAvailable, At: 1}, eventlog.Any); err != nil {
+		t.Fatal(err)
+	}
+	e.do("PUT", "/v1/agents/5002", map[string]any{"contact": "user/5002"}, 201)
+	e.do("PUT", "/v1/agents/5002/status", map[string]any{"status": "available"}, 200)
+}
+
+// TestOfferToAnAgentThatChangedMeanwhile: the agent's event for an offer
+// expects the version the decision read; when the log has moved on (here:
+// a projection that disagrees with the log about the agent), the agent
+// is not rung, the member's offer is undone by queue.member.requeued, and
+// it is tried again at a bounded pace, not in a loop. Once the projection
+// agrees, the call is offered and answered.
+func TestOfferToAnAgentThatChangedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.sim.SetEndpoint("user/5001", fssim.Endpoint{AnswerAfter: 20 * time.Millisecond})
+	e.setup("top-down", "5001")
+	a, err := e.svc.store.Agent(ctx, "5001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := e.prefix + "a:5001"
+	if err := e.svc.rdb.HSet(ctx, key, "ver", a.Version-1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.caller("c-8")
+	start := time.Now()
+	if r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-8", Queue: "support", Node: "fs1"}); r.Error != nil {
+		t.Fatalf("enqueue: %+v", r.Error)
+	}
+	st, err := e.js.Stream(ctx, "QUEUES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	requeued := func() int {
+		n := 0
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(domain.Subject(domain.MemberRequeued, "support")))
+		if err == nil {
+			for _, c := range info.State.Subjects {
+				n += int(c)
+			}
+		}
+		return n
+	}
+	e.eventually("the member's offer undone", func() bool { return requeued() >= 3 })
+	last, err := st.GetLastMsgForSubject(ctx, domain.Subject(domain.MemberRequeued, "support"))
+	if err != nil || !strings.Contains(string(last.Data), `"reason":"agents_changed"`) {
+		t.Fatalf("last requeue: %s (%v)", last.Data, err)
+	}
+	for len(e.api) > 0 {
+		if c := <-e.api; strings.HasPrefix(c, "originate") {
+			t.Fatalf("the agent was rung: %s", c)
+		}
+	}
+	if n, d := requeued(), time.Since(start); n > int(d/(100*time.Millisecond))+2 {
+		t.Fatalf("%d offers undone in %v: not paced", n, d)
+	}
+	if err := e.svc.rdb.HSet(ctx, key, "ver", a.Version).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("agent in call", func() bool { _, st := e.agentState("5001"); return st == "in_call" })
 }

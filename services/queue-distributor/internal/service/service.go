@@ -93,7 +93,6 @@ type Service struct {
 	followStops []func()
 	lostC       chan struct{} // the projection was found lost
 	rebuilds    prometheus.Counter
-	streams     sync.Map // name → jetstream.Stream, for aggregateVersion
 }
 
 // New builds the service and binds its admin listener.
@@ -123,7 +122,6 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		Push:    &push.JetStream{JS: s.js, Instance: cfg.Instance},
 		Offered: func(trigger time.Time) { s.m.OfferLatency.Observe(time.Since(trigger).Seconds()) },
 		Lost:    s.lost,
-		Version: s.aggregateVersion,
 	})
 	s.d.Pause() // until the projection holds the streams (Run)
 	adm := admin.New(admin.Options{Registry: s.m.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{
@@ -264,27 +262,6 @@ func (s *Service) start(ctx context.Context) ([]func(), error) {
 	}
 	stops = append(stops, cc.Stop)
 	return stops, nil
-}
-
-// aggregateVersion is the sequence of the last event on filter in stream
-// (0: none), the distributor's concurrency token for an aggregate.
-func (s *Service) aggregateVersion(ctx context.Context, stream, filter string) (uint64, error) {
-	st, ok := s.streams.Load(stream)
-	if !ok {
-		got, err := s.js.Stream(ctx, stream)
-		if err != nil {
-			return 0, fmt.Errorf("stream %s: %w", stream, err)
-		}
-		st, _ = s.streams.LoadOrStore(stream, got)
-	}
-	m, err := st.(jetstream.Stream).GetLastMsgForSubject(ctx, filter)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last event on %s: %w", filter, err)
-	}
-	return m.Sequence, nil
 }
 
 // callAckWait is how long a CALLS event handed to an instance waits for

@@ -62,7 +62,6 @@ local function apply_event_body(seq, typ, id, d, now)
     redis.call('HDEL', k('tier', id), d.agent)
     redis.call('HDEL', k('atier', d.agent), id)
     redis.call('ZREM', k('idle', id), d.agent)
-    redis.call('HSET', k('q', id), 'ver', seq)
 
   elseif typ == 'queue.member.joined' then
     local m = d.member
@@ -247,7 +246,9 @@ end
 -- an append checks it (Nats-Expected-Last-Subject-Sequence), and a
 -- queue's member events and events the state ignored advance that
 -- sequence too. Left behind, the version would refuse every later change
--- of the queue or agent as concurrent.
+-- of the queue or agent as concurrent. An aggregate that is not there
+-- (deleted, or never made: a stale event) keeps its version in the
+-- tombstone hash gone:<q|a>, which making it again must expect.
 --
 -- eid is the event's CloudEvents id. A copy of an event stored again under
 -- a new Nats-Msg-Id (a tool replaying events, a retry after JetStream's
@@ -268,9 +269,15 @@ local function apply_event(stream, seq, eid, window, typ, id, d, now)
     end
     out = apply_event_body(seq, typ, id, d, now)
   end
-  local agg
-  if string.sub(typ, 1, 6) == 'queue.' then agg = k('q', id)
-  elseif string.sub(typ, 1, 6) == 'agent.' then agg = k('a', id) end
-  if agg and redis.call('EXISTS', agg) == 1 then redis.call('HSET', agg, 'ver', seq) end
+  local root
+  if string.sub(typ, 1, 6) == 'queue.' then root = 'q'
+  elseif string.sub(typ, 1, 6) == 'agent.' then root = 'a' end
+  if root then
+    if redis.call('EXISTS', k(root, id)) == 1 then
+      redis.call('HSET', k(root, id), 'ver', seq)
+    else
+      redis.call('HSET', k('gone', root), id, seq)
+    end
+  end
   return out
 end
