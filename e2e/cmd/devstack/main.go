@@ -1,8 +1,9 @@
 // Command devstack is `make run`: the whole local stack on one machine — a
-// real nats-server with JetStream, a real redis-server, the services built
-// so far as their own processes, and the FreeSWITCH simulator placing
-// sample calls (or a real FreeSWITCH when FREESWITCH=host:port:password) —
-// with a short live summary. Ctrl-C stops everything it started.
+// real nats-server with JetStream, a real redis-server, the five services
+// as their own processes, and the FreeSWITCH simulator placing sample calls
+// (half to an IVR policy, half to a queue with three simulated agents), or a
+// real FreeSWITCH when FREESWITCH=host:port:password — with a short live
+// summary. Ctrl-C stops everything it started.
 package main
 
 import (
@@ -12,8 +13,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -102,8 +105,8 @@ func run(ctx context.Context) error {
 	} else {
 		// 8084 goes to Switchyard; the route table sends it to the IVR menu
 		// policy, whose choices land back in the simulator's dialplan.
-		sim = fssim.New(fssim.Options{Hostname: "fs1", Dialplan: append([]fssim.Route{fssim.SocketRoute(`^8084$`, socketAddr, true)},
-			fssim.DefaultDialplan(socketAddr)[1:]...)})
+		sim = fssim.New(fssim.Options{Hostname: "fs1", Dialplan: append([]fssim.Route{fssim.SocketRoute(`^8084$`, socketAddr, true),
+			fssim.SocketRoute(`^8087$`, socketAddr, true)}, fssim.DefaultDialplan(socketAddr)[1:]...)})
 		defer sim.Close()
 		ln, err := sim.ListenInbound(freeAddr("127.0.0.1:8021"))
 		if err != nil {
@@ -113,20 +116,18 @@ func run(ctx context.Context) error {
 		say("FreeSWITCH simulator: event socket %s, dialplan hands 8084 to %s", ln.Addr(), socketAddr)
 	}
 
-	say("building and starting esl-gateway")
-	gwBin := filepath.Join(root, "bin", "esl-gateway")
-	build := exec.CommandContext(ctx, "go", "build", "-o", gwBin, "./services/esl-gateway")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build esl-gateway: %v\n%s", err, out)
+	say("building the services")
+	bins := map[string]string{}
+	for _, name := range []string{"esl-gateway", "policy-runner", "queue-distributor", "connector-proxy", "push-notifier"} {
+		bins[name] = filepath.Join(root, "bin", name)
+		build := exec.CommandContext(ctx, "go", "build", "-o", bins[name], "./services/"+name)
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", name, err, out)
+		}
 	}
+	gwBin, prBin := bins["esl-gateway"], bins["policy-runner"]
 	adminAddr := freeAddr("127.0.0.1:9101")
-	prBin := filepath.Join(root, "bin", "policy-runner")
-	buildPR := exec.CommandContext(ctx, "go", "build", "-o", prBin, "./services/policy-runner")
-	buildPR.Dir = root
-	if out, err := buildPR.CombinedOutput(); err != nil {
-		return fmt.Errorf("build policy-runner: %v\n%s", err, out)
-	}
 	gw, err := startService(gwBin, filepath.Join(o.logDir, "esl-gateway.log"), []string{
 		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
 		"SWITCHYARD_ADMIN_TOKEN=" + token,
@@ -147,12 +148,54 @@ func run(ctx context.Context) error {
 		"SWITCHYARD_PR_ADMIN_ADDR=" + prAdmin,
 		"SWITCHYARD_PR_POLICIES=" + filepath.Join(root, "lua", "policies"),
 		"SWITCHYARD_PR_LIB=" + filepath.Join(root, "lua", "lib"),
-		"SWITCHYARD_PR_ROUTES=8084=ivr_menu",
+		"SWITCHYARD_PR_ROUTES=8084=ivr_menu,8087=queue_support",
 	})
 	if err != nil {
 		return err
 	}
 	defer pr.stop()
+
+	qdAdmin := freeAddr("127.0.0.1:9103")
+	qd, err := startService(bins["queue-distributor"], filepath.Join(o.logDir, "queue-distributor.log"), []string{
+		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
+		"SWITCHYARD_REDIS_URL=" + redisSrv.URL(),
+		"SWITCHYARD_ADMIN_TOKEN=" + token,
+		"SWITCHYARD_QD_ADMIN_ADDR=" + qdAdmin,
+		"SWITCHYARD_QD_INSTANCE=qd-dev",
+		"SWITCHYARD_QD_SHUTDOWN_GRACE=5s",
+	})
+	if err != nil {
+		return err
+	}
+	defer qd.stop()
+	cpAdmin := freeAddr("127.0.0.1:9104")
+	cp, err := startService(bins["connector-proxy"], filepath.Join(o.logDir, "connector-proxy.log"), []string{
+		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
+		"SWITCHYARD_ADMIN_TOKEN=" + token,
+		"SWITCHYARD_CP_ADMIN_ADDR=" + cpAdmin,
+		"SWITCHYARD_CP_INSTANCE=cp-dev",
+	})
+	if err != nil {
+		return err
+	}
+	defer cp.stop()
+	pnAdmin := freeAddr("127.0.0.1:9105")
+	pn, err := startService(bins["push-notifier"], filepath.Join(o.logDir, "push-notifier.log"), []string{
+		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
+		"SWITCHYARD_REDIS_URL=" + redisSrv.URL(),
+		"SWITCHYARD_ADMIN_TOKEN=" + token,
+		"SWITCHYARD_PUSH_ADMIN_ADDR=" + pnAdmin,
+		"SWITCHYARD_PUSH_INSTANCE=pn-dev",
+	})
+	if err != nil {
+		return err
+	}
+	defer pn.stop()
+	if sim != nil {
+		if err := sampleQueue(ctx, sim, "http://"+qdAdmin, token); err != nil {
+			return fmt.Errorf("set up the sample queue: %w", err)
+		}
+	}
 
 	nc, err := nats.Connect(natsSrv.URL())
 	if err != nil {
@@ -169,6 +212,15 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	qsub, err := nc.Subscribe("queues.*.member.>", func(m *nats.Msg) {
+		if e, err := events.Parse(m.Data); err == nil {
+			st.count(e.Type)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer qsub.Unsubscribe()
 	psub, err := nc.Subscribe("policies.>", func(m *nats.Msg) {
 		if e, err := events.Parse(m.Data); err == nil {
 			st.count(e.Type)
@@ -180,17 +232,20 @@ func run(ctx context.Context) error {
 	defer psub.Unsubscribe()
 
 	fmt.Printf(`
-Switchyard dev stack is up.
-  NATS          %s
-  Redis         %s
-  esl-gateway   socket %s, admin http://%s  (token %s)
-                try: curl -H 'Authorization: Bearer %s' http://%s/v1/calls
-  policy-runner admin http://%s — 8084 runs lua/policies/ivr_menu.lua (callers press 1 or 2)
-  logs          %s
-  not yet built queue-distributor, connector-proxy, push-notifier
+Switchyard dev stack is up (admin token %s).
+  NATS              %s
+  Redis             %s
+  esl-gateway       socket %s, admin http://%s
+                    try: curl -H 'Authorization: Bearer %s' http://%s/v1/calls
+  policy-runner     admin http://%s — 8084 runs lua/policies/ivr_menu.lua (callers press 1 or 2),
+                    8087 runs lua/policies/queue_support.lua (queue "support", agents 1001-1003)
+  queue-distributor admin http://%s — wallboard: http://%s/wallboard#token=%s
+  connector-proxy   admin http://%s — no connectors yet: PUT /v1/connectors/{org}/{name}
+  push-notifier     admin http://%s — no APNs/FCM credentials: pushes fail no_provider
+  logs              %s
 Ctrl-C stops everything.
 
-`, natsSrv.URL(), redisSrv.URL(), socketAddr, adminAddr, token, token, adminAddr, prAdmin, o.logDir)
+`, token, natsSrv.URL(), redisSrv.URL(), socketAddr, adminAddr, token, adminAddr, prAdmin, qdAdmin, qdAdmin, token, cpAdmin, pnAdmin, o.logDir)
 
 	var wg sync.WaitGroup
 	if sim != nil && o.rate > 0 {
@@ -200,6 +255,7 @@ Ctrl-C stops everything.
 	summary(ctx, &st, gw)
 	wg.Wait()
 	fmt.Println()
+	fmt.Println("final:", st.line())
 	say("stopping")
 	return nil
 }
@@ -215,8 +271,12 @@ func placeCalls(ctx context.Context, sim *fssim.Sim, rate float64, st *stats) {
 			return
 		case <-t.C:
 		}
+		dest := "8084"
+		if i%2 == 0 {
+			dest = "8087" // the queue: an agent answers, the caller hangs up a few seconds later
+		}
 		_, err := sim.PlaceCall(ctx, fssim.CallSpec{
-			Destination: "8084", CallerIDNumber: fmt.Sprintf("+4420%08d", i), CallerIDName: "Caller " + fmt.Sprint(i),
+			Destination: dest, CallerIDNumber: fmt.Sprintf("+4420%08d", i), CallerIDName: "Caller " + fmt.Sprint(i),
 			Digits: fmt.Sprint(1 + i%3), DigitsAfter: 1500 * time.Millisecond, HangupAfter: time.Duration(4+rand.IntN(4)) * time.Second,
 		})
 		if err == nil {
@@ -243,9 +303,10 @@ func (s *stats) count(typ string) {
 func (s *stats) line() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("calls placed %d | started %d answered %d dtmf %d hangup %d released %d | policies ok %d failed %d",
+	return fmt.Sprintf("calls placed %d | started %d answered %d dtmf %d hangup %d released %d | policies ok %d failed %d | queue joined %d answered %d abandoned %d",
 		s.placed.Load(), s.byType["call.started"], s.byType["call.answered"], s.byType["call.dtmf"],
-		s.byType["call.hangup"], s.byType["call.released"], s.byType["policy.completed"], s.byType["policy.failed"])
+		s.byType["call.hangup"], s.byType["call.released"], s.byType["policy.completed"], s.byType["policy.failed"],
+		s.byType["queue.member.joined"], s.byType["queue.member.answered"], s.byType["queue.member.abandoned"])
 }
 
 // summary prints one status line a second, in place on a terminal.
@@ -331,4 +392,62 @@ func randomToken() string {
 
 func say(format string, args ...any) {
 	fmt.Printf("devstack: "+format+"\n", args...)
+}
+
+// sampleQueue makes queue "support" with three simulated agents (their
+// phones answer after two seconds) logged in, through the
+// queue-distributor's admin REST once it is ready.
+func sampleQueue(ctx context.Context, sim *fssim.Sim, base, token string) error {
+	do := func(method, path string, body string) error {
+		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, b)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("queue-distributor not ready after 30 s (its log says why)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := do("PUT", "/v1/queues/support", `{"strategy":"longest-idle-agent","wrap_up_seconds":2,"max_wait_seconds":60}`); err != nil {
+		return err
+	}
+	for i, a := range []string{"1001", "1002", "1003"} {
+		sim.SetEndpoint("user/"+a, fssim.Endpoint{AnswerAfter: 2 * time.Second})
+		if err := do("PUT", "/v1/agents/"+a, `{"contact":"user/`+a+`","ring_timeout_seconds":15}`); err != nil {
+			return err
+		}
+		if err := do("PUT", "/v1/queues/support/tiers/"+a, fmt.Sprintf(`{"level":1,"position":%d}`, i+1)); err != nil {
+			return err
+		}
+		if err := do("POST", "/v1/agents/"+a+"/login", ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
