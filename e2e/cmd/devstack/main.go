@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,71 +127,35 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("build %s: %v\n%s", name, err, out)
 		}
 	}
-	gwBin, prBin := bins["esl-gateway"], bins["policy-runner"]
-	adminAddr := freeAddr("127.0.0.1:9101")
-	gw, err := startService(gwBin, filepath.Join(o.logDir, "esl-gateway.log"), []string{
-		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
-		"SWITCHYARD_ADMIN_TOKEN=" + token,
-		"SWITCHYARD_GW_SOCKET_ADDR=" + socketAddr,
-		"SWITCHYARD_GW_ADMIN_ADDR=" + adminAddr,
-		"SWITCHYARD_GW_NODES=" + nodes,
-		"SWITCHYARD_GW_INSTANCE=gw-dev",
-		"SWITCHYARD_GW_SHUTDOWN_GRACE=5s",
-	})
-	if err != nil {
-		return err
+	// Each service with its admin address and settings; every one gets
+	// NATS, Redis and the token (a service ignores what it does not use).
+	specs := []struct {
+		name, addr, adminEnv string
+		env                  []string
+	}{
+		{"esl-gateway", "127.0.0.1:9101", "SWITCHYARD_GW_ADMIN_ADDR", []string{"SWITCHYARD_GW_SOCKET_ADDR=" + socketAddr,
+			"SWITCHYARD_GW_NODES=" + nodes, "SWITCHYARD_GW_INSTANCE=gw-dev", "SWITCHYARD_GW_SHUTDOWN_GRACE=5s"}},
+		{"policy-runner", "127.0.0.1:9102", "SWITCHYARD_PR_ADMIN_ADDR", []string{"SWITCHYARD_PR_POLICIES=" + filepath.Join(root, "lua", "policies"),
+			"SWITCHYARD_PR_LIB=" + filepath.Join(root, "lua", "lib"), "SWITCHYARD_PR_ROUTES=8084=ivr_menu,8087=queue_support"}},
+		{"queue-distributor", "127.0.0.1:9103", "SWITCHYARD_QD_ADMIN_ADDR", []string{"SWITCHYARD_QD_INSTANCE=qd-dev", "SWITCHYARD_QD_SHUTDOWN_GRACE=5s"}},
+		{"connector-proxy", "127.0.0.1:9104", "SWITCHYARD_CP_ADMIN_ADDR", []string{"SWITCHYARD_CP_INSTANCE=cp-dev"}},
+		{"push-notifier", "127.0.0.1:9105", "SWITCHYARD_PUSH_ADMIN_ADDR", []string{"SWITCHYARD_PUSH_INSTANCE=pn-dev"}},
 	}
-	defer gw.stop()
-	prAdmin := freeAddr("127.0.0.1:9102")
-	pr, err := startService(prBin, filepath.Join(o.logDir, "policy-runner.log"), []string{
-		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
-		"SWITCHYARD_ADMIN_TOKEN=" + token,
-		"SWITCHYARD_PR_ADMIN_ADDR=" + prAdmin,
-		"SWITCHYARD_PR_POLICIES=" + filepath.Join(root, "lua", "policies"),
-		"SWITCHYARD_PR_LIB=" + filepath.Join(root, "lua", "lib"),
-		"SWITCHYARD_PR_ROUTES=8084=ivr_menu,8087=queue_support",
-	})
-	if err != nil {
-		return err
+	common := []string{"SWITCHYARD_NATS_URL=" + natsSrv.URL(), "SWITCHYARD_REDIS_URL=" + redisSrv.URL(), "SWITCHYARD_ADMIN_TOKEN=" + token}
+	admin := map[string]string{}
+	running := map[string]*service{}
+	for _, sp := range specs {
+		admin[sp.name] = freeAddr(sp.addr)
+		svc, err := startService(bins[sp.name], filepath.Join(o.logDir, sp.name+".log"),
+			slices.Concat(common, []string{sp.adminEnv + "=" + admin[sp.name]}, sp.env))
+		if err != nil {
+			return err
+		}
+		defer svc.stop()
+		running[sp.name] = svc
 	}
-	defer pr.stop()
-
-	qdAdmin := freeAddr("127.0.0.1:9103")
-	qd, err := startService(bins["queue-distributor"], filepath.Join(o.logDir, "queue-distributor.log"), []string{
-		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
-		"SWITCHYARD_REDIS_URL=" + redisSrv.URL(),
-		"SWITCHYARD_ADMIN_TOKEN=" + token,
-		"SWITCHYARD_QD_ADMIN_ADDR=" + qdAdmin,
-		"SWITCHYARD_QD_INSTANCE=qd-dev",
-		"SWITCHYARD_QD_SHUTDOWN_GRACE=5s",
-	})
-	if err != nil {
-		return err
-	}
-	defer qd.stop()
-	cpAdmin := freeAddr("127.0.0.1:9104")
-	cp, err := startService(bins["connector-proxy"], filepath.Join(o.logDir, "connector-proxy.log"), []string{
-		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
-		"SWITCHYARD_ADMIN_TOKEN=" + token,
-		"SWITCHYARD_CP_ADMIN_ADDR=" + cpAdmin,
-		"SWITCHYARD_CP_INSTANCE=cp-dev",
-	})
-	if err != nil {
-		return err
-	}
-	defer cp.stop()
-	pnAdmin := freeAddr("127.0.0.1:9105")
-	pn, err := startService(bins["push-notifier"], filepath.Join(o.logDir, "push-notifier.log"), []string{
-		"SWITCHYARD_NATS_URL=" + natsSrv.URL(),
-		"SWITCHYARD_REDIS_URL=" + redisSrv.URL(),
-		"SWITCHYARD_ADMIN_TOKEN=" + token,
-		"SWITCHYARD_PUSH_ADMIN_ADDR=" + pnAdmin,
-		"SWITCHYARD_PUSH_INSTANCE=pn-dev",
-	})
-	if err != nil {
-		return err
-	}
-	defer pn.stop()
+	gw := running["esl-gateway"]
+	adminAddr, prAdmin, qdAdmin, cpAdmin, pnAdmin := admin["esl-gateway"], admin["policy-runner"], admin["queue-distributor"], admin["connector-proxy"], admin["push-notifier"]
 	if sim != nil {
 		if err := sampleQueue(ctx, sim, "http://"+qdAdmin, token); err != nil {
 			return fmt.Errorf("set up the sample queue: %w", err)
@@ -203,33 +168,18 @@ func run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	var st stats
-	sub, err := nc.Subscribe("calls.>", func(m *nats.Msg) {
-		if e, err := events.Parse(m.Data); err == nil {
-			st.count(e.Type)
+	// Counted for the summary: call events, queue members' events, policy outcomes.
+	for _, subject := range []string{"calls.>", "queues.*.member.>", "policies.>"} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			if e, err := events.Parse(m.Data); err == nil {
+				st.count(e.Type)
+			}
+		})
+		if err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
+		defer sub.Unsubscribe()
 	}
-	defer sub.Unsubscribe()
-	qsub, err := nc.Subscribe("queues.*.member.>", func(m *nats.Msg) {
-		if e, err := events.Parse(m.Data); err == nil {
-			st.count(e.Type)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer qsub.Unsubscribe()
-	psub, err := nc.Subscribe("policies.>", func(m *nats.Msg) {
-		if e, err := events.Parse(m.Data); err == nil {
-			st.count(e.Type)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer psub.Unsubscribe()
 
 	fmt.Printf(`
 Switchyard dev stack is up (admin token %s).
