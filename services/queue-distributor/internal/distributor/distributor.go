@@ -460,8 +460,16 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 	} else if !in && q.MaxWaitNoAgentSeconds == 0 {
 		return projection.MemberView{}, fmt.Errorf("queue %s: %w", m.Queue, ErrNoAgents)
 	}
-	if _, err := d.append(ctx, "join-"+m.CallID, domain.MemberJoined, m.Queue, m.CallID, domain.MemberData{Member: m}, eventlog.Any); err != nil {
+	// The id is this join's: a call that left one queue may be queued
+	// again (by its policy, in another queue or the same), and a join
+	// under the call's id alone would be dropped as a duplicate.
+	if _, err := d.append(ctx, fmt.Sprintf("join-%s-%d", m.CallID, m.JoinedAt), domain.MemberJoined, m.Queue, m.CallID, domain.MemberData{Member: m}, eventlog.Any); err != nil {
 		return projection.MemberView{}, err
+	}
+	// The outcome of the call's last time in a queue is over: a status
+	// asked from now on is about this one.
+	if err := d.cfg.Store.ForgetOutcome(ctx, m.CallID); err != nil {
+		d.log.Warn("cannot forget the call's previous queue outcome", "callid", m.CallID, "err", err)
 	}
 	if q.MOHSound != "" {
 		go func() {

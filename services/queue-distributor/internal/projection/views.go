@@ -293,6 +293,11 @@ func (s *Store) SaveOutcome(ctx context.Context, callID string, outcome []byte, 
 	return s.rdb.Set(ctx, s.key("lock", "outcome", callID), outcome, ttl).Err()
 }
 
+// ForgetOutcome drops a call's saved outcome (the call joined a queue again).
+func (s *Store) ForgetOutcome(ctx context.Context, callID string) error {
+	return s.rdb.Del(ctx, s.key("lock", "outcome", callID)).Err()
+}
+
 // LoadOutcome returns a saved outcome (nil: none).
 func (s *Store) LoadOutcome(ctx context.Context, callID string) ([]byte, error) {
 	b, err := s.rdb.Get(ctx, s.key("lock", "outcome", callID)).Bytes()

@@ -118,7 +118,10 @@ func (s *Server) enqueue(ctx context.Context, body []byte) Reply {
 	if err := dec.Decode(&req); err != nil {
 		return Reply{Error: &Error{Code: "invalid_request", Message: "enqueue request: " + err.Error()}}
 	}
-	if done := s.done(ctx, req.CallID); done != nil {
+	if done := s.done(ctx, req.CallID); done != nil && done.Outcome.Outcome == domain.OutcomeAbandoned {
+		// The caller hung up: queueing the call now would ring an agent
+		// for nobody. Any other outcome leaves a caller on the line whom
+		// the policy may queue again.
 		return *done
 	}
 	m, err := s.D.Join(ctx, domain.Member{CallID: req.CallID, Queue: req.Queue, Node: req.Node, Priority: req.Priority,
