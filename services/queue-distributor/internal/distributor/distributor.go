@@ -487,7 +487,8 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 // exited) and tells its caller side.
 func (d *Distributor) finishMember(ctx context.Context, m projection.MemberView, typ string, data domain.MemberEndData, out Outcome) error {
 	data.CallID, data.WaitMS, data.At = m.CallID, now().UnixMilli()-m.JoinedAt, now().UnixMilli()
-	if _, err := d.append(ctx, typ+"-"+m.CallID, typ, m.Queue, m.CallID, data, eventlog.Any); err != nil {
+	// Once per join: the call may be queued again later.
+	if _, err := d.append(ctx, fmt.Sprintf("%s-%s-%d", typ, m.CallID, m.JoinedAt), typ, m.Queue, m.CallID, data, eventlog.Any); err != nil {
 		return err
 	}
 	out.Queue, out.WaitSeconds = m.Queue, float64(data.WaitMS)/1000

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -66,5 +67,31 @@ func TestHungUpCallerIsNotQueuedAgain(t *testing.T) {
 	r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-10", Queue: "support", Node: "fs1"})
 	if r.State != "done" || r.Outcome == nil || r.Outcome.Outcome != "abandoned" || r.Member != nil {
 		t.Fatalf("enqueue after hang-up: %+v", r)
+	}
+}
+
+// Left twice the same way (timed out of two queues): each time the member
+// is gone from its queue, none is left behind to be offered later.
+func TestCallerTimesOutOfTwoQueues(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", "/v1/agents/6010", map[string]any{"contact": "user/6010"}, 201)
+	e.do("PUT", "/v1/agents/6010/status", map[string]any{"status": "on_break"}, 200)
+	for _, q := range []string{"first", "second"} {
+		e.do("PUT", "/v1/queues/"+q, map[string]any{"max_wait_seconds": 1}, 201)
+		e.do("PUT", "/v1/queues/"+q+"/tiers/6010", map[string]any{}, 200)
+	}
+	e.caller("c-11")
+	outs := e.outcomes("c-11")
+	for _, q := range []string{"first", "second"} {
+		if r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-11", Queue: q, Node: "fs1"}); r.Error != nil || r.Member == nil {
+			t.Fatalf("enqueue %s: %+v", q, r)
+		}
+		if o := wait(t, outs, "outcome in "+q); o.Outcome != "timeout" || o.Queue != q {
+			t.Fatalf("%s: %+v", q, o)
+		}
+		e.eventually("no member left in "+q, func() bool {
+			ms, _ := e.svc.store.Members(context.Background(), q)
+			return len(ms) == 0
+		})
 	}
 }
