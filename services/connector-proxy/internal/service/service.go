@@ -24,6 +24,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/admin"
 	"github.com/switchyard-voice/switchyard/pkg/bus"
 	"github.com/switchyard-voice/switchyard/pkg/config"
+	"github.com/switchyard-voice/switchyard/pkg/retry"
 
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/adapters/configstore"
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/adapters/upstream"
@@ -260,17 +261,8 @@ func (s *Service) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	var loaded <-chan struct{}
-	for {
-		var err error
-		if loaded, err = s.start(ctx, wctx); err == nil {
-			break
-		}
-		s.log.Warn("cannot start yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return s.shutdown()
-		case <-time.After(time.Second):
-		}
+	if retry.Every(ctx, time.Second, s.log, "start", func() (err error) { loaded, err = s.start(ctx, wctx); return err }) != nil {
+		return s.shutdown()
 	}
 	select {
 	case <-loaded:
@@ -279,17 +271,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// Requests are taken once every configuration is installed, so that
 	// none is refused as unknown_connector during a start.
-	for {
-		err := s.nq.Start()
-		if err == nil {
-			break
-		}
-		s.log.Warn("cannot subscribe yet; retrying", "subject", natsquery.Subject, "err", err)
-		select {
-		case <-ctx.Done():
-			return s.shutdown()
-		case <-time.After(time.Second):
-		}
+	if retry.Every(ctx, time.Second, s.log, "subscribe", s.nq.Start, "subject", natsquery.Subject) != nil {
+		return s.shutdown()
 	}
 	s.ready.Store(true)
 	s.log.Info("connector-proxy ready", "admin", s.AdminAddr(), "connectors", s.engine.Connectors(), "subject", natsquery.Subject, "kv_bucket", s.cfg.Bucket)

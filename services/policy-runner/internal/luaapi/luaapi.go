@@ -398,4 +398,3 @@ func (a *api) logTable(L *lua.LState) *lua.LTable {
 	}
 	return t
 }
-

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/bus"
 	"github.com/switchyard-voice/switchyard/pkg/config"
 	"github.com/switchyard-voice/switchyard/pkg/events"
+	"github.com/switchyard-voice/switchyard/pkg/retry"
 
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/callctl"
 	"github.com/switchyard-voice/switchyard/services/policy-runner/internal/adapters/connector"
@@ -265,27 +266,11 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.runner.Close()
 	defer s.nc.Drain()
 	var cons jetstream.ConsumeContext
-	for cons == nil {
-		if err := s.openStore(ctx); err != nil {
-			s.log.Warn("cannot open the policy store yet; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		c, err := s.consume(ctx)
-		if err == nil {
-			cons = c
-			break
-		}
-		s.log.Warn("cannot consume call.started yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	if retry.Every(ctx, time.Second, s.log, "open the policy store", func() error { return s.openStore(ctx) }) != nil {
+		return nil
+	}
+	if retry.Every(ctx, time.Second, s.log, "consume call.started", func() (err error) { cons, err = s.consume(ctx); return err }) != nil {
+		return nil
 	}
 	s.ready.Store(true)
 	s.log.Info("policy-runner ready", "policies", s.cfg.PolicyDir, "admin", s.AdminAddr())

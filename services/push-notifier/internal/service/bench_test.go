@@ -136,7 +136,9 @@ func BenchmarkRequestToAPNs(b *testing.B) {
 	if len(floor) < b.N*9/10 {
 		b.Fatalf("%d of %d probes delivered", len(floor), b.N)
 	}
-	q := func(ds []time.Duration, p float64) float64 { return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) / 1000 }
+	q := func(ds []time.Duration, p float64) float64 {
+		return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(q(lat, 0.50), "p50_ms")
 	b.ReportMetric(q(lat, 0.99), "p99_ms")
 	b.ReportMetric(q(floor, 0.50), "floor_p50_ms")

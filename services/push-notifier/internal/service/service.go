@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/bus"
 	"github.com/switchyard-voice/switchyard/pkg/config"
 	"github.com/switchyard-voice/switchyard/pkg/events"
+	"github.com/switchyard-voice/switchyard/pkg/retry"
 
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/apns"
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/fcm"
@@ -209,17 +210,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.rdb.Close()
 	defer s.nc.Drain()
 	var c *consumer.Consumer
-	for {
-		var err error
-		if c, err = s.start(ctx); err == nil {
-			break
-		}
-		s.log.Warn("cannot start yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return s.shutdownHTTP()
-		case <-time.After(time.Second):
-		}
+	if retry.Every(ctx, time.Second, s.log, "start", func() (err error) { c, err = s.start(ctx); return err }) != nil {
+		return s.shutdownHTTP()
 	}
 	if s.fcm != nil {
 		if err := s.fcm.Warm(); err != nil {

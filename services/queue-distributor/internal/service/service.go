@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/bus"
 	"github.com/switchyard-voice/switchyard/pkg/config"
 	"github.com/switchyard-voice/switchyard/pkg/events"
+	"github.com/switchyard-voice/switchyard/pkg/retry"
 
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/adapters/gateway"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/adapters/push"
@@ -170,18 +171,8 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		s.unfollow()
 	}()
-	for {
-		st, err := s.start(ctx)
-		if err == nil {
-			stops = st
-			break
-		}
-		s.log.Warn("cannot start yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	if retry.Every(ctx, time.Second, s.log, "start", func() (err error) { stops, err = s.start(ctx); return err }) != nil {
+		return nil
 	}
 	var wg sync.WaitGroup
 	wg.Add(4)
