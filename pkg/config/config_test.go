@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +87,16 @@ func TestFlagOnlySetting(t *testing.T) {
 	s.PrintUsage(&out)
 	if !strings.Contains(out.String(), "  --call\n      call.json") || strings.Contains(out.String(), "env )") {
 		t.Fatalf("help:\n%s", out.String())
+	}
+}
+
+func TestDefaultInstance(t *testing.T) {
+	got := DefaultInstance("qd")
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "qd"
+	}
+	if want := fmt.Sprintf("%s-%d", h, os.Getpid()); got != want {
+		t.Fatalf("DefaultInstance = %q, want %q", got, want)
 	}
 }

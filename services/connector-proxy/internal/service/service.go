@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,20 +65,12 @@ type Config struct {
 	ShutdownGrace        time.Duration
 }
 
-func defaultInstance() string {
-	h, _ := os.Hostname()
-	if h == "" {
-		h = "cp"
-	}
-	return fmt.Sprintf("%s-%d", h, os.Getpid())
-}
-
 // Flags declares the settings.
 func (c *Config) Flags(s *config.Set) {
 	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
 	s.String(&c.AdminAddr, "admin-addr", "SWITCHYARD_CP_ADMIN_ADDR", "127.0.0.1:9104", "admin HTTP listen address")
 	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
-	s.String(&c.Instance, "instance", "SWITCHYARD_CP_INSTANCE", defaultInstance(), "this instance's name (logs, NATS client name)")
+	s.String(&c.Instance, "instance", "SWITCHYARD_CP_INSTANCE", config.DefaultInstance("cp"), "this instance's name (logs, NATS client name)")
 	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug (one line per request), info, warn or error")
 	s.String(&c.Bucket, "kv-bucket", "SWITCHYARD_CP_KV_BUCKET", "switchyard_connectors", "JetStream KV bucket of the connector configurations")
 	s.Secret(&c.ConfigKey, "config-key", "SWITCHYARD_CP_CONFIG_KEY", "", "base64 of 32 random bytes: seals connector secrets (AES-256-GCM) in the KV bucket; empty stores them in clear")

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -62,14 +61,6 @@ type Config struct {
 	MaxDeliver     int
 }
 
-func defaultInstance() string {
-	h, _ := os.Hostname()
-	if h == "" {
-		h = "push"
-	}
-	return fmt.Sprintf("%s-%d", h, os.Getpid())
-}
-
 // Flags declares the settings.
 func (c *Config) Flags(s *config.Set) {
 	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
@@ -77,7 +68,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.Prefix, "redis-prefix", "SWITCHYARD_PUSH_REDIS_PREFIX", "sy:push:", "prefix of every Redis key of the push-notifier")
 	s.String(&c.AdminAddr, "admin-addr", "SWITCHYARD_PUSH_ADMIN_ADDR", "127.0.0.1:9105", "admin HTTP listen address")
 	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
-	s.String(&c.Instance, "instance", "SWITCHYARD_PUSH_INSTANCE", defaultInstance(), "this instance's name (events' source, claims' owner)")
+	s.String(&c.Instance, "instance", "SWITCHYARD_PUSH_INSTANCE", config.DefaultInstance("push"), "this instance's name (events' source, claims' owner)")
 	s.Int(&c.Workers, "workers", "SWITCHYARD_PUSH_WORKERS", 64, "push requests handled at once")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_PUSH_SHUTDOWN_GRACE", 10*time.Second, "on SIGTERM, how long pushes in hand may finish")
 	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")

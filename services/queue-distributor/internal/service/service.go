@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,14 +51,6 @@ type Config struct {
 	LogLevel      string
 }
 
-func defaultInstance() string {
-	h, _ := os.Hostname()
-	if h == "" {
-		h = "qd"
-	}
-	return fmt.Sprintf("%s-%d", h, os.Getpid())
-}
-
 // Flags declares the settings.
 func (c *Config) Flags(s *config.Set) {
 	s.String(&c.NATSURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
@@ -67,7 +58,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.Prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of every Redis key of the projection")
 	s.String(&c.AdminAddr, "admin-addr", "SWITCHYARD_QD_ADMIN_ADDR", "127.0.0.1:9103", "admin HTTP listen address")
 	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
-	s.String(&c.Instance, "instance", "SWITCHYARD_QD_INSTANCE", defaultInstance(), "this instance's name, unique among running distributors (offers are owned by it)")
+	s.String(&c.Instance, "instance", "SWITCHYARD_QD_INSTANCE", config.DefaultInstance("qd"), "this instance's name, unique among running distributors (offers are owned by it)")
 	s.Int(&c.Workers, "workers", "SWITCHYARD_QD_WORKERS", 4, "goroutines deciding offers")
 	s.Duration(&c.StatsWindow, "stats-window", "SWITCHYARD_QD_STATS_WINDOW", 15*time.Minute, "window of the live stats (service level, abandon rate, …)")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_QD_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running offers may finish")
