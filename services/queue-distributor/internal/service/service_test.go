@@ -351,6 +351,10 @@ func TestRESTValidation(t *testing.T) {
 		{"PUT", "/v1/agents/a/status", map[string]any{"status": "sleeping"}, 400},
 		{"POST", "/v1/agents/nobody/login", nil, 404},
 		{"GET", "/v1/queues/none", nil, 404},
+		{"GET", "/v1/queues/none/tiers", nil, 404},
+		{"GET", "/v1/queues/none/members", nil, 404},
+		{"DELETE", "/v1/queues/q/tiers/bad.name", nil, 400},
+		{"PUT", "/v1/queues/bad.name/tiers/a", map[string]any{}, 400},
 	}
 	for _, c := range cases {
 		e.do(c.method, c.path, c.body, c.want)

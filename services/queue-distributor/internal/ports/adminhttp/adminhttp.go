@@ -133,6 +133,37 @@ func name(r *http.Request, key, field string) (string, error) {
 	return v, nil
 }
 
+// ofQueue answers a GET on one of a queue's collections as {key: [...]},
+// 404 when there is no such queue.
+func ofQueue(st *projection.Store, key string, list func(ctx context.Context, queue string) (any, error)) admin.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		n, err := name(r, "name", "name")
+		if err != nil {
+			return err
+		}
+		if _, err := st.Queue(r.Context(), n); err != nil {
+			return mapErr(err)
+		}
+		v, err := list(r.Context(), n)
+		if err != nil {
+			return err
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{key: v})
+		return nil
+	}
+}
+
+// tierPath is the queue and agent a /v1/queues/{name}/tiers/{agent} names.
+func tierPath(r *http.Request) (queue, agent string, err error) {
+	if queue, err = name(r, "name", "queue"); err != nil {
+		return "", "", err
+	}
+	if agent, err = name(r, "agent", "agent"); err != nil {
+		return "", "", err
+	}
+	return queue, agent, nil
+}
+
 // Register adds the routes.
 func Register(srv *admin.Server, d Deps) {
 	// Every route waits out a rebuild of the projection.
@@ -163,27 +194,9 @@ func Register(srv *admin.Server, d Deps) {
 		return stored(w, created, err, func() (any, error) { return d.Store.Queue(r.Context(), n) })
 	})
 	handle("DELETE /v1/queues/{name}", deleteOne("name", d.D.DeleteQueue))
-	handle("GET /v1/queues/{name}/tiers", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "name")
-		if err != nil {
-			return err
-		}
-		if _, err := d.Store.Queue(r.Context(), n); err != nil {
-			return mapErr(err)
-		}
-		t, err := d.Store.Tiers(r.Context(), n)
-		if err != nil {
-			return err
-		}
-		admin.WriteJSON(w, http.StatusOK, map[string]any{"tiers": t})
-		return nil
-	})
+	handle("GET /v1/queues/{name}/tiers", ofQueue(d.Store, "tiers", func(ctx context.Context, q string) (any, error) { return d.Store.Tiers(ctx, q) }))
 	handle("PUT /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "queue")
-		if err != nil {
-			return err
-		}
-		a, err := name(r, "agent", "agent")
+		q, a, err := tierPath(r)
 		if err != nil {
 			return err
 		}
@@ -191,7 +204,7 @@ func Register(srv *admin.Server, d Deps) {
 		if err := admin.DecodeJSON(r, &t); err != nil {
 			return err
 		}
-		t.Queue, t.Agent = n, a
+		t.Queue, t.Agent = q, a
 		if err := d.D.SetTier(r.Context(), t); err != nil {
 			return mapErr(err)
 		}
@@ -199,35 +212,17 @@ func Register(srv *admin.Server, d Deps) {
 		return nil
 	})
 	handle("DELETE /v1/queues/{name}/tiers/{agent}", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "queue")
+		q, a, err := tierPath(r)
 		if err != nil {
 			return err
 		}
-		a, err := name(r, "agent", "agent")
-		if err != nil {
-			return err
-		}
-		if err := d.D.RemoveTier(r.Context(), n, a); err != nil {
+		if err := d.D.RemoveTier(r.Context(), q, a); err != nil {
 			return mapErr(err)
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-	handle("GET /v1/queues/{name}/members", func(w http.ResponseWriter, r *http.Request) error {
-		n, err := name(r, "name", "name")
-		if err != nil {
-			return err
-		}
-		if _, err := d.Store.Queue(r.Context(), n); err != nil {
-			return mapErr(err)
-		}
-		m, err := d.Store.Members(r.Context(), n)
-		if err != nil {
-			return err
-		}
-		admin.WriteJSON(w, http.StatusOK, map[string]any{"members": m})
-		return nil
-	})
+	handle("GET /v1/queues/{name}/members", ofQueue(d.Store, "members", func(ctx context.Context, q string) (any, error) { return d.Store.Members(ctx, q) }))
 	handle("GET /v1/queues/{name}/stats", func(w http.ResponseWriter, r *http.Request) error {
 		n, err := name(r, "name", "name")
 		if err != nil {
