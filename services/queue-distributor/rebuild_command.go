@@ -25,21 +25,14 @@ import (
 // they pause their offers until it is done, then follow the streams from
 // where it left the projection.
 func rebuildCommand(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
-	var natsURL, redisURL, prefix string
-	set := config.New("queue-distributor rebuild")
-	set.Getenv(getenv)
-	set.SetOutput(errOut)
+	var natsURL string
+	var p projectionFlags
+	set := p.declare("queue-distributor rebuild", getenv, errOut)
 	set.String(&natsURL, "nats-url", "SWITCHYARD_NATS_URL", "nats://127.0.0.1:4222", "NATS server")
-	set.String(&redisURL, "redis-url", "SWITCHYARD_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the projection")
-	set.String(&prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of the projection's keys")
-	if err := set.Parse(args); err != nil {
+	rdb, prefix, err := p.open(set, args)
+	if err != nil {
 		return 2, err
 	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return 2, fmt.Errorf("--redis-url %q: %w", redisURL, err)
-	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	nc, err := bus.Connect(natsURL, "queue-distributor-rebuild", nil)
 	if err != nil {
@@ -79,20 +72,11 @@ func rebuildCommand(ctx context.Context, args []string, getenv func(string) stri
 // checksumCommand prints the checksum of the projection as it is (a
 // running service's, to compare with what `rebuild` printed).
 func checksumCommand(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) (int, error) {
-	var redisURL, prefix string
-	set := config.New("queue-distributor checksum")
-	set.Getenv(getenv)
-	set.SetOutput(errOut)
-	set.String(&redisURL, "redis-url", "SWITCHYARD_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the projection")
-	set.String(&prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of the projection's keys")
-	if err := set.Parse(args); err != nil {
+	var p projectionFlags
+	rdb, prefix, err := p.open(p.declare("queue-distributor checksum", getenv, errOut), args)
+	if err != nil {
 		return 2, err
 	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return 2, fmt.Errorf("--redis-url %q: %w", redisURL, err)
-	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	store := projection.New(rdb, prefix, projection.Limits{})
 	sum, err := store.Checksum(ctx)
@@ -109,4 +93,30 @@ func checksumCommand(ctx context.Context, args []string, getenv func(string) str
 	}
 	fmt.Fprintf(out, "projection at %s; checksum %s\n", strings.Join(pos, ", "), sum)
 	return 0, nil
+}
+
+// projectionFlags are the settings every subcommand on the projection
+// takes: where it is in Redis.
+type projectionFlags struct{ redisURL, prefix string }
+
+// declare starts the subcommand's settings with the projection's.
+func (p *projectionFlags) declare(name string, getenv func(string) string, errOut io.Writer) *config.Set {
+	set := config.New(name)
+	set.Getenv(getenv)
+	set.SetOutput(errOut)
+	set.String(&p.redisURL, "redis-url", "SWITCHYARD_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the projection")
+	set.String(&p.prefix, "redis-prefix", "SWITCHYARD_QD_REDIS_PREFIX", "sy:qd:", "prefix of the projection's keys")
+	return set
+}
+
+// open parses args and connects to the projection's Redis.
+func (p *projectionFlags) open(set *config.Set, args []string) (*redis.Client, string, error) {
+	if err := set.Parse(args); err != nil {
+		return nil, "", err
+	}
+	opt, err := redis.ParseURL(p.redisURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("--redis-url %q: %w", p.redisURL, err)
+	}
+	return redis.NewClient(opt), p.prefix, nil
 }
