@@ -52,10 +52,10 @@ func startPushNotifier(t *testing.T, natsURL, redisURL string, extra ...string) 
 	return p
 }
 
-// adminDo calls a service's admin REST at addr and decodes the JSON
-// answer; want is the status expected (0: any). It fails t, so subtests
-// can use it (qdProc.do fails the test that started the distributor).
-func adminDo(t *testing.T, addr, token, method, path string, body any, want int) map[string]any {
+// adminCall calls a service's admin REST at addr with its token and
+// returns the status and body; it fails t (not a parent test), so
+// subtests can use it.
+func adminCall(t *testing.T, addr, token, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -74,8 +74,16 @@ func adminDo(t *testing.T, addr, token, method, path string, body any, want int)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if want != 0 && resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
+	return resp.StatusCode, raw
+}
+
+// adminDo is adminCall with the JSON answer decoded; want is the status
+// expected (0: any).
+func adminDo(t *testing.T, addr, token, method, path string, body any, want int) map[string]any {
+	t.Helper()
+	status, raw := adminCall(t, addr, token, method, path, body)
+	if want != 0 && status != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, status, raw, want)
 	}
 	out := map[string]any{}
 	if len(raw) > 0 {

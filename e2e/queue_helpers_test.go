@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,33 +81,7 @@ func (p *qdProc) Stop() {
 // status expected (0: any).
 func (p *qdProc) do(method, path string, body any, want int) map[string]any {
 	p.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+p.admin+path, rd)
-	req.Header.Set("Authorization", "Bearer "+p.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if want != 0 && resp.StatusCode != want {
-		p.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
-	}
-	out := map[string]any{}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			p.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
-		}
-	}
-	return out
+	return adminDo(p.t, p.admin, p.token, method, path, body, want)
 }
 
 // agent is one agent's status and state as the REST shows them.
