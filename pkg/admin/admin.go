@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -62,6 +63,11 @@ type Options struct {
 	ReadyDetail func(ctx context.Context) any
 	// MaxBodyBytes bounds request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a client takes to send a request's body
+	// (a slow sender holds a connection and a goroutine). Default 30 s.
+	// It is per request, not the server's ReadTimeout, which would also
+	// cancel long-lived responses (server-sent events) after that long.
+	BodyTimeout time.Duration
 }
 
 // Server routes the admin endpoints.
@@ -80,6 +86,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 30 * time.Second
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -117,6 +126,11 @@ func (s *Server) wrap(h HandlerFunc) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
 			writeError(w, Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token in the Authorization header"))
 			return
+		}
+		if r.ContentLength != 0 {
+			// Not supported by every ResponseWriter (a test recorder): then
+			// there is no slow client to bound.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		if err := h(w, r); err != nil {
@@ -186,9 +200,12 @@ func DecodeJSON(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
+		var ne net.Error
 		switch {
 		case errors.As(err, &mbe):
 			return Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
+		case errors.As(err, &ne) && ne.Timeout():
+			return Errorf(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time; send it whole")
 		case errors.Is(err, io.EOF):
 			return Errorf(http.StatusBadRequest, "invalid_body", "request body is empty; send a JSON object")
 		default:

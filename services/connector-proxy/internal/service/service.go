@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -141,8 +139,7 @@ type Service struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	nq      *natsquery.Server
-	adminLn net.Listener
-	httpSrv *http.Server
+	web     *admin.Listener
 
 	storeMu sync.RWMutex
 	store   *configstore.Store
@@ -202,10 +199,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		Apply:  s.apply,
 		Remove: func(org, name string) { s.engine.Delete(org, name, 0) },
 	})
-	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+	if s.web, err = admin.Listen(cfg.AdminAddr, adm.Handler()); err != nil {
 		s.nc.Close()
-		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -217,7 +213,7 @@ func (s *Service) currentStore() *configstore.Store {
 }
 
 // AdminAddr is the admin HTTP address.
-func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+func (s *Service) AdminAddr() string { return s.web.Addr() }
 
 // apply installs a configuration read from the store.
 func (s *Service) apply(c domain.Connector, revision uint64) {
@@ -248,7 +244,7 @@ func (s *Service) watched(ch configstore.Change) {
 // are taken, those in progress are answered (for up to --shutdown-grace),
 // the admin server and the NATS connection are closed.
 func (s *Service) Run(ctx context.Context) error {
-	go s.httpSrv.Serve(s.adminLn)
+	go s.web.Serve()
 	wctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	var loaded <-chan struct{}
@@ -297,9 +293,7 @@ func (s *Service) shutdown() error {
 	if err := s.nq.Stop(ctx); err != nil {
 		s.log.Warn("shutdown", "err", err)
 	}
-	if err := s.httpSrv.Shutdown(ctx); err != nil {
-		s.httpSrv.Close()
-	}
+	_ = s.web.Shutdown(ctx) // closes what is left when the grace ends
 	if err := s.nc.Drain(); err != nil {
 		s.nc.Close()
 	}

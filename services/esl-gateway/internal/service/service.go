@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
@@ -46,8 +45,7 @@ type Service struct {
 	gw      *app.Gateway
 	socket  *esl.Server
 	sockLn  net.Listener
-	adminLn net.Listener
-	httpSrv *http.Server
+	web     *admin.Listener
 }
 
 // New builds the gateway and binds its listeners, so that their addresses
@@ -152,16 +150,15 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		},
 	})
 	adminhttp.Register(adm, gw, s.nodes)
-	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	if s.sockLn, err = net.Listen("tcp", cfg.SocketAddr); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("listen for FreeSWITCH sockets on %s: %w", cfg.SocketAddr, err)
 	}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+	if s.web, err = admin.Listen(cfg.AdminAddr, adm.Handler()); err != nil {
 		s.sockLn.Close()
 		nc.Close()
-		return nil, fmt.Errorf("listen for admin REST on %s: %w", cfg.AdminAddr, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -170,7 +167,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 func (s *Service) SocketAddr() string { return s.sockLn.Addr().String() }
 
 // AdminAddr is the admin REST address.
-func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+func (s *Service) AdminAddr() string { return s.web.Addr() }
 
 // Run serves until ctx ends, then shuts down in order: stop taking calls,
 // let live ones finish (up to ShutdownGrace), answer requests in flight,
@@ -185,12 +182,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		if err := s.httpSrv.Serve(s.adminLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	g.Go(s.web.Serve)
 	nodesDone := make(chan struct{})
 	go func() { s.nodes.Run(bg); close(nodesDone) }()
 	go s.ensureStreams(bg)
@@ -215,7 +207,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	cancel()
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	s.httpSrv.Shutdown(hctx)
+	s.web.Shutdown(hctx)
 	cancel()
 	stopBG()
 	<-nodesDone

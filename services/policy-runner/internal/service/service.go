@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,8 +112,7 @@ type Service struct {
 	js       jetstream.JetStream
 	runner   *app.Runner
 	sb       *sandbox.Sandbox
-	adminLn  net.Listener
-	httpSrv  *http.Server
+	web      *admin.Listener
 	ready    atomic.Bool
 	running  sync.WaitGroup
 	active   atomic.Int64
@@ -246,22 +243,21 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		return nil
 	}}}, ReadyDetail: func(context.Context) any { return map[string]any{"running_policies": s.active.Load()} }})
 	s.registerREST(adm)
-	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+	if s.web, err = admin.Listen(cfg.AdminAddr, adm.Handler()); err != nil {
 		s.nc.Close()
-		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)
+		return nil, err
 	}
 	return s, nil
 }
 
 // AdminAddr is the admin HTTP address.
-func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+func (s *Service) AdminAddr() string { return s.web.Addr() }
 
 // Run consumes call.started until ctx ends, then lets running policies
 // finish (up to ShutdownGrace) and exits.
 func (s *Service) Run(ctx context.Context) error {
-	go s.httpSrv.Serve(s.adminLn)
-	defer s.httpSrv.Close()
+	go s.web.Serve()
+	defer s.web.Close()
 	defer s.sb.Close()
 	defer s.runner.Close()
 	defer s.nc.Drain()

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -98,18 +96,17 @@ func (c *Config) Flags(s *config.Set) {
 
 // Service is a running push-notifier.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	rdb     *redis.Client
-	n       *app.Notifier
-	m       *metrics.Metrics
-	apns    *apns.Provider
-	fcm     *fcm.Provider
-	adminLn net.Listener
-	httpSrv *http.Server
-	ready   atomic.Bool
+	cfg   Config
+	log   *slog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	rdb   *redis.Client
+	n     *app.Notifier
+	m     *metrics.Metrics
+	apns  *apns.Provider
+	fcm   *fcm.Provider
+	web   *admin.Listener
+	ready atomic.Bool
 }
 
 // New builds the service and binds its admin listener.
@@ -171,10 +168,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 	}, MaxBodyBytes: 16 << 10})
 	adminhttp.Register(adm, adminhttp.Deps{Registry: reg, Ledger: led, Pub: pub, Source: source, Defaults: s.defaults()})
-	s.httpSrv = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+	if s.web, err = admin.Listen(cfg.AdminAddr, adm.Handler()); err != nil {
 		s.nc.Close()
-		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -192,12 +188,12 @@ func nonce() string {
 }
 
 // AdminAddr is the admin HTTP address.
-func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+func (s *Service) AdminAddr() string { return s.web.Addr() }
 
 // Run serves until ctx ends, then stops taking requests and lets those in
 // hand finish for the shutdown grace.
 func (s *Service) Run(ctx context.Context) error {
-	go s.httpSrv.Serve(s.adminLn)
+	go s.web.Serve()
 	defer s.rdb.Close()
 	defer s.nc.Drain()
 	var c *consumer.Consumer
@@ -227,7 +223,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) shutdownHTTP() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.httpSrv.Shutdown(ctx)
+	return s.web.Shutdown(ctx)
 }
 
 func (s *Service) start(ctx context.Context) (*consumer.Consumer, error) {

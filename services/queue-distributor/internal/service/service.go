@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -67,18 +66,17 @@ func (c *Config) Flags(s *config.Set) {
 
 // Service is a running queue-distributor.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	rdb     *redis.Client
-	store   *projection.Store
-	elog    *eventlog.Log
-	d       *distributor.Distributor
-	m       *metrics.Metrics
-	adminLn net.Listener
-	httpSrv *http.Server
-	ready   atomic.Bool
+	cfg   Config
+	log   *slog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	rdb   *redis.Client
+	store *projection.Store
+	elog  *eventlog.Log
+	d     *distributor.Distributor
+	m     *metrics.Metrics
+	web   *admin.Listener
+	ready atomic.Bool
 
 	// Following QUEUES and AGENTS into the projection (projection_guard.go).
 	followMu    sync.Mutex
@@ -138,21 +136,20 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /wallboard", wallboard.Page())
 	mux.Handle("/", adm.Handler())
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+	if s.web, err = admin.Listen(cfg.AdminAddr, mux); err != nil {
 		s.nc.Close()
-		return nil, fmt.Errorf("listen for admin HTTP on %s: %w", cfg.AdminAddr, err)
+		return nil, err
 	}
 	return s, nil
 }
 
 // AdminAddr is the admin HTTP address.
-func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+func (s *Service) AdminAddr() string { return s.web.Addr() }
 
 // Run serves until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	go s.httpSrv.Serve(s.adminLn)
-	defer s.httpSrv.Close()
+	go s.web.Serve()
+	defer s.web.Close()
 	defer s.rdb.Close()
 	defer s.nc.Drain()
 	var stops []func()
