@@ -466,11 +466,6 @@ func (d *Distributor) Join(ctx context.Context, m domain.Member) (projection.Mem
 	if _, err := d.append(ctx, fmt.Sprintf("join-%s-%d", m.CallID, m.JoinedAt), domain.MemberJoined, m.Queue, m.CallID, domain.MemberData{Member: m}, eventlog.Any); err != nil {
 		return projection.MemberView{}, err
 	}
-	// The outcome of the call's last time in a queue is over: a status
-	// asked from now on is about this one.
-	if err := d.cfg.Store.ForgetOutcome(ctx, m.CallID); err != nil {
-		d.log.Warn("cannot forget the call's previous queue outcome", "callid", m.CallID, "err", err)
-	}
 	if q.MOHSound != "" {
 		go func() {
 			// The caller hears music until an agent answers or it leaves;

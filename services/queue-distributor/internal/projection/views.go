@@ -288,14 +288,10 @@ func (s *Store) Alive(ctx context.Context, instance string) (bool, error) {
 }
 
 // SaveOutcome keeps a member's outcome for a caller side that asks again
-// (its notification may have been missed).
+// (its notification may have been missed), until its TTL or until the
+// call joins a queue again (apply of queue.member.joined drops it).
 func (s *Store) SaveOutcome(ctx context.Context, callID string, outcome []byte, ttl time.Duration) error {
 	return s.rdb.Set(ctx, s.key("lock", "outcome", callID), outcome, ttl).Err()
-}
-
-// ForgetOutcome drops a call's saved outcome (the call joined a queue again).
-func (s *Store) ForgetOutcome(ctx context.Context, callID string) error {
-	return s.rdb.Del(ctx, s.key("lock", "outcome", callID)).Err()
 }
 
 // LoadOutcome returns a saved outcome (nil: none).

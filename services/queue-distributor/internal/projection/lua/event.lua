@@ -76,6 +76,9 @@ local function apply_event_body(seq, typ, id, d, now)
         redis.call('ZADD', k('deadline'), m.joined_ms + m.max_wait_seconds * 1000, m.call_id)
       end
       redis.call('HINCRBY', k('q', id), 'joined', 1)
+      -- The outcome saved for the call's last time in a queue is over: a
+      -- status asked from now on is about this one.
+      redis.call('DEL', k('lock', 'outcome', m.call_id))
       look({id})
     end
 
