@@ -46,6 +46,14 @@ type Limiter interface {
 	Allow(ctx context.Context, user, requestID string) (bool, error)
 }
 
+// Intake takes a fresh request in at once: when request id has no record
+// yet, it reads the user's devices, admits the request against the rate
+// limit and claims every device for owner, in one step. ok false: it did
+// nothing, and the request takes the step-by-step path.
+type Intake interface {
+	Begin(ctx context.Context, requestID, user, owner string, until, requestExpiry time.Time) (domain.Started, bool, error)
+}
+
 // Publisher stores events.
 type Publisher interface {
 	Publish(ctx context.Context, subject string, e *events.Envelope) error
@@ -71,6 +79,7 @@ type Notifier struct {
 	devices Devices
 	ledger  Ledger
 	limiter Limiter
+	intake  Intake // nil: every request takes the step-by-step path
 	pub     Publisher
 	senders map[string]Sender // platform → sender; a nil entry means not configured
 	names   map[string]string // platform → provider name for metrics
@@ -91,6 +100,14 @@ func New(cfg Config, log *slog.Logger, d Devices, l Ledger, lim Limiter, pub Pub
 		names: map[string]string{domain.IOS: "apns", domain.Android: "fcm"}, m: m, now: time.Now}
 }
 
+// WithIntake has fresh requests taken in by i in one step (devices, rate
+// limit and claims) instead of three; a request i does not take takes the
+// step-by-step path.
+func (n *Notifier) WithIntake(i Intake) *Notifier {
+	n.intake = i
+	return n
+}
+
 // Disposition says what to do with the message that carried a request.
 type Disposition struct {
 	// Later: ack nothing yet, deliver again after Delay (another
@@ -109,6 +126,21 @@ func (n *Notifier) Handle(ctx context.Context, r domain.Request, raw []byte) (Di
 	log := n.log.With("request_id", r.ID, "user", r.User, "type", r.Type)
 	if r.CallID != "" {
 		log = log.With("callid", r.CallID)
+	}
+	if n.intake != nil && !r.Expired(n.now()) {
+		// The usual first delivery: devices, limit and claims in one
+		// round trip.
+		started, ok, err := n.intake.Begin(ctx, r.ID, r.User, n.cfg.Owner, r.ExpiresAt.Add(n.cfg.AttemptTimeout), r.ExpiresAt)
+		if err != nil {
+			return Disposition{}, err
+		}
+		if ok {
+			st := state{outcomes: map[string]domain.Outcome{}}
+			if err := n.pushAll(ctx, r, started.Devices, started.Claims, &st, log); err != nil {
+				return Disposition{}, err
+			}
+			return n.settleRequest(ctx, r, &st, false, raw, log)
+		}
 	}
 	// The record and the devices in parallel: one round trip to Redis
 	// on the way to the push.
@@ -166,23 +198,27 @@ func (n *Notifier) Handle(ctx context.Context, r domain.Request, raw []byte) (Di
 		if !ok && nothingYet {
 			return Disposition{}, n.failRequest(ctx, r, domain.ReasonRateLimited, "the user's push rate limit is reached", raw, log)
 		}
-		n.m.InFlight.Inc()
-		err = n.pushAll(ctx, r, pending, &st, log)
-		n.m.InFlight.Dec()
-		if err != nil {
+		if err := n.pushAll(ctx, r, pending, nil, &st, log); err != nil {
 			return Disposition{}, err
 		}
 	}
+	return n.settleRequest(ctx, r, &st, len(pending) == 0, raw, log)
+}
+
+// settleRequest ends a delivery: later again while a push is unsettled,
+// else the outcomes published and the request counted. duplicate: this
+// delivery pushed nothing.
+func (n *Notifier) settleRequest(ctx context.Context, r domain.Request, st *state, duplicate bool, raw []byte, log *slog.Logger) (Disposition, error) {
 	if st.interrupted {
 		return Disposition{Later: true, Delay: time.Second}, nil
 	}
 	if !st.waitUntil.IsZero() {
-		return Disposition{Later: true, Delay: min(max(st.waitUntil.Sub(now), 100*time.Millisecond), 5*time.Second)}, nil
+		return Disposition{Later: true, Delay: min(max(st.waitUntil.Sub(n.now()), 100*time.Millisecond), 5*time.Second)}, nil
 	}
 	if err := n.publishOutcomes(ctx, r, st.outcomes); err != nil {
 		return Disposition{}, err
 	}
-	return Disposition{}, n.finishRequest(ctx, r, st.outcomes, len(pending) == 0, raw, log)
+	return Disposition{}, n.finishRequest(ctx, r, st.outcomes, duplicate, raw, log)
 }
 
 // state collects a request's device outcomes.
@@ -225,9 +261,13 @@ func (n *Notifier) settle(ctx context.Context, r domain.Request, id string, m do
 	return nil
 }
 
-func (n *Notifier) pushAll(ctx context.Context, r domain.Request, devs []domain.Device, st *state, log *slog.Logger) error {
+// pushAll pushes to devs at once; claims holds those already claimed
+// (the others are claimed first).
+func (n *Notifier) pushAll(ctx context.Context, r domain.Request, devs []domain.Device, claims map[string]domain.Mark, st *state, log *slog.Logger) error {
+	n.m.InFlight.Inc()
+	defer n.m.InFlight.Dec()
 	if len(devs) == 1 { // the usual case: no goroutine
-		return n.pushOne(ctx, r, devs[0], st, log)
+		return n.pushOne(ctx, r, devs[0], claims, st, log)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(devs))
@@ -235,23 +275,27 @@ func (n *Notifier) pushAll(ctx context.Context, r domain.Request, devs []domain.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.pushOne(ctx, r, d, st, log)
+			errs[i] = n.pushOne(ctx, r, d, claims, st, log)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// pushOne claims the device's push, sends it with retries and records the
-// outcome in place of the claim.
-func (n *Notifier) pushOne(ctx context.Context, r domain.Request, d domain.Device, st *state, log *slog.Logger) error {
+// pushOne claims the device's push (unless claims has it), sends it with
+// retries and records the outcome in place of the claim.
+func (n *Notifier) pushOne(ctx context.Context, r domain.Request, d domain.Device, claims map[string]domain.Mark, st *state, log *slog.Logger) error {
 	log = log.With("device", d.ID, "platform", d.Platform, "environment", d.Environment)
-	claim, ok, err := n.ledger.Claim(ctx, r.ID, d.ID, n.cfg.Owner, r.ExpiresAt.Add(n.cfg.AttemptTimeout), r.ExpiresAt)
-	if err != nil {
-		return err
-	}
-	if !ok { // another instance got there between our read and our claim
-		return n.settle(ctx, r, d.ID, claim, n.now(), st)
+	claim, ok := claims[d.ID]
+	if !ok {
+		var err error
+		claim, ok, err = n.ledger.Claim(ctx, r.ID, d.ID, n.cfg.Owner, r.ExpiresAt.Add(n.cfg.AttemptTimeout), r.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		if !ok { // another instance got there between our read and our claim
+			return n.settle(ctx, r, d.ID, claim, n.now(), st)
+		}
 	}
 	o, err := n.send(ctx, r, d, log)
 	if errors.Is(err, errInterrupted) {

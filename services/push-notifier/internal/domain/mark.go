@@ -22,3 +22,10 @@ const (
 
 // RequestField is the record's field for outcomes of the whole request.
 const RequestField = "_request"
+
+// Started is a fresh request taken in at once: the user's devices, and
+// the claims written for them (device id → claim) — normally one for each.
+type Started struct {
+	Devices []Device
+	Claims  map[string]Mark
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-voice/switchyard/pkg/apnsfake"
 	"github.com/switchyard-voice/switchyard/pkg/events"
+	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/domain"
 )
@@ -31,8 +32,20 @@ import (
 // tens of milliseconds every few thousand messages on this machine; see
 // docs/benchmarks.md).
 //
-//	cd services/push-notifier && go test -run '^$' -bench RequestToAPNs -benchtime 5000x ./internal/service
+// It runs twice, side by side: "intake" as the service runs (a fresh
+// request's devices, rate limit and claims in one Redis round trip) and
+// "step-by-step" without it (record and devices, then the claim). Each
+// has a nats-server of its own, started for it: a server that has already
+// carried a run's messages delivers the next run's with a smaller tail,
+// which would favour whichever runs second.
+//
+//	cd services/push-notifier && go test -run '^$' -bench RequestToAPNs -benchtime 10000x ./internal/service
 func BenchmarkRequestToAPNs(b *testing.B) {
+	b.Run("step-by-step", func(b *testing.B) { benchRequestToAPNs(b, true) })
+	b.Run("intake", func(b *testing.B) { benchRequestToAPNs(b, false) })
+}
+
+func benchRequestToAPNs(b *testing.B, stepByStep bool) {
 	var mu sync.Mutex
 	published := map[string]time.Time{} // apns-id → publish time
 	var lat []time.Duration
@@ -46,7 +59,8 @@ func BenchmarkRequestToAPNs(b *testing.B) {
 		arrived <- struct{}{}
 	}
 	w := newWorldWith(b, apnsfake.Options{OnRequest: hook}, func(c *Config) {
-		c.RateLimit, c.LogLevel, c.Workers = 0, "warn", 64
+		c.RateLimit, c.LogLevel, c.Workers, c.stepByStep = 0, "warn", 64, stepByStep
+		c.NATSURL = testinfra.NewNATS(b).URL()
 	})
 	const users = 50
 	devs := make([]string, users)

@@ -130,7 +130,7 @@ func newWorldWith(t testing.TB, opts apnsfake.Options, mod func(c *Config)) *wor
 	if mod != nil {
 		mod(&w.cfg)
 	}
-	if w.nc, err = nats.Connect(infra.NATS.URL()); err != nil {
+	if w.nc, err = nats.Connect(w.cfg.NATSURL); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.nc.Close)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/apns"
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/fcm"
+	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/intake"
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/ledger"
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/ratelimit"
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/adapters/registry"
@@ -57,6 +58,10 @@ type Config struct {
 	RateWindow     time.Duration
 	MaxDevices     int
 	MaxDeliver     int
+
+	// stepByStep leaves the intake out: every request reads its record
+	// and devices, then claims (the benchmark's comparison).
+	stepByStep bool
 }
 
 // Flags declares the settings.
@@ -158,6 +163,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	led := ledger.New(s.rdb, cfg.Prefix)
 	s.n = app.New(app.Config{Owner: cfg.Instance + "/" + nonce(), Source: source, AttemptTimeout: cfg.AttemptTimeout, MaxRetryWindow: cfg.MaxRetryWindow},
 		log, reg, led, ratelimit.New(s.rdb, cfg.Prefix, cfg.RateLimit, cfg.RateWindow), pub, senders, s.m)
+	if !cfg.stepByStep {
+		s.n.WithIntake(intake.New(s.rdb, cfg.Prefix, cfg.RateLimit, cfg.RateWindow))
+	}
 	adm := admin.New(admin.Options{Registry: s.m.Registry, Token: cfg.AdminToken, Logger: log, Ready: []admin.Check{
 		{Name: "nats", Check: func(context.Context) error {
 			if !s.nc.IsConnected() || !s.ready.Load() {

@@ -33,7 +33,10 @@ type Ledger struct {
 // New uses rdb with key prefix.
 func New(rdb *redis.Client, prefix string) *Ledger { return &Ledger{rdb: rdb, prefix: prefix} }
 
-func (l *Ledger) key(requestID string) string { return l.prefix + "req:" + requestID }
+func (l *Ledger) key(requestID string) string { return Key(l.prefix, requestID) }
+
+// Key is the request's record.
+func Key(prefix, requestID string) string { return prefix + "req:" + requestID }
 
 // Load returns every field of the request.
 func (l *Ledger) Load(ctx context.Context, requestID string) (map[string]domain.Mark, error) {
@@ -72,13 +75,23 @@ if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET
 return 1
 `)
 
-func expireAt(requestExpiry time.Time) int64 { return requestExpiry.Add(Retention).UnixMilli() }
+// ExpireAt is when the record of a request expiring at requestExpiry
+// goes, in Unix ms.
+func ExpireAt(requestExpiry time.Time) int64 { return requestExpiry.Add(Retention).UnixMilli() }
 
 // Claim writes a claim by owner on field unless the field exists. It
 // returns the claim written (ok) or the entry found.
 func (l *Ledger) Claim(ctx context.Context, requestID, field, owner string, until, requestExpiry time.Time) (domain.Mark, bool, error) {
+	return l.setNX(ctx, requestID, field, ClaimMark(owner, until), requestExpiry)
+}
+
+// ClaimMark is owner's claim with a lease until; its Raw is what a
+// field holding it stores, which Finish and Release compare with.
+func ClaimMark(owner string, until time.Time) domain.Mark {
 	e := domain.Mark{State: domain.Claimed, Owner: owner, Until: until.UTC()}
-	return l.setNX(ctx, requestID, field, e, requestExpiry)
+	b, _ := json.Marshal(e)
+	e.Raw = string(b)
+	return e
 }
 
 // Record writes an outcome on field unless the field exists (request-level
@@ -89,7 +102,7 @@ func (l *Ledger) Record(ctx context.Context, requestID, field string, o domain.O
 
 func (l *Ledger) setNX(ctx context.Context, requestID, field string, e domain.Mark, requestExpiry time.Time) (domain.Mark, bool, error) {
 	b, _ := json.Marshal(e)
-	cur, err := setNX.Run(ctx, l.rdb, []string{l.key(requestID)}, field, b, expireAt(requestExpiry)).Text()
+	cur, err := setNX.Run(ctx, l.rdb, []string{l.key(requestID)}, field, b, ExpireAt(requestExpiry)).Text()
 	if err != nil {
 		return domain.Mark{}, false, fmt.Errorf("ledger of %s: %w", requestID, err)
 	}

@@ -26,15 +26,26 @@ func New(rdb *redis.Client, prefix string, limit int, window time.Duration) *Lim
 	return &Limiter{rdb: rdb, prefix: prefix, limit: limit, window: window}
 }
 
+// AdmitLua defines admit(key, now ms, window ms, limit, request id) for
+// scripts that admit a request among other work: 1 admitted (now or
+// before), 0 refused. Every script that admits goes through it, so the
+// window means the same wherever a request is counted.
+const AdmitLua = `
+local function admit(key, now, window, limit, id)
+  if redis.call('ZSCORE', key, id) then return 1 end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', tonumber(now) - tonumber(window))
+  if redis.call('ZCARD', key) >= tonumber(limit) then return 0 end
+  redis.call('ZADD', key, now, id)
+  redis.call('PEXPIRE', key, window)
+  return 1
+end
+`
+
 // KEYS[1] window; ARGV now ms, window ms, limit, request id.
-var allow = redis.NewScript(`
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`)
+var allow = redis.NewScript(AdmitLua + `return admit(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`)
+
+// Key is the user's window.
+func Key(prefix, user string) string { return prefix + "rate:" + user }
 
 // Allow reports whether request id of user may be pushed now; a request
 // already admitted stays admitted.
@@ -42,7 +53,7 @@ func (l *Limiter) Allow(ctx context.Context, user, requestID string) (bool, erro
 	if l.limit <= 0 {
 		return true, nil
 	}
-	n, err := allow.Run(ctx, l.rdb, []string{l.prefix + "rate:" + user}, time.Now().UnixMilli(), l.window.Milliseconds(), l.limit, requestID).Int()
+	n, err := allow.Run(ctx, l.rdb, []string{Key(l.prefix, user)}, time.Now().UnixMilli(), l.window.Milliseconds(), l.limit, requestID).Int()
 	if err != nil {
 		return false, fmt.Errorf("rate limit of %s: %w", user, err)
 	}

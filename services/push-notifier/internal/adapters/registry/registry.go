@@ -42,8 +42,11 @@ func New(rdb *redis.Client, prefix string, max int) *Store {
 	return &Store{rdb: rdb, prefix: prefix, max: max}
 }
 
-func (s *Store) devicesKey(user string) string { return s.prefix + "devices:" + user }
-func (s *Store) tokenKey(token string) string  { return s.prefix + "token:" + token }
+func (s *Store) devicesKey(user string) string { return DevicesKey(s.prefix, user) }
+
+// DevicesKey is the user's devices.
+func DevicesKey(prefix, user string) string   { return prefix + "devices:" + user }
+func (s *Store) tokenKey(token string) string { return s.prefix + "token:" + token }
 
 // register: KEYS[1] the user's devices, KEYS[2] the token's owner;
 // ARGV user, token, device JSON, max, prefix. Returns {created(1)/replaced(2)/full(0), previous owner}.
@@ -115,11 +118,19 @@ func (s *Store) Devices(ctx context.Context, user string) ([]domain.Device, erro
 	if err != nil {
 		return nil, fmt.Errorf("devices of %s: %w", user, err)
 	}
+	return Decode(m), nil
+}
+
+// Decode reads a user's devices hash (token → device JSON), oldest
+// registration first. An entry that does not decode to a device with its
+// own token is skipped: not ours to interpret (an operator can
+// unregister it).
+func Decode(m map[string]string) []domain.Device {
 	out := make([]domain.Device, 0, len(m))
 	for tok, v := range m {
 		var d domain.Device
-		if err := json.Unmarshal([]byte(v), &d); err != nil || d.Token != tok {
-			continue // not ours to interpret; an operator can unregister it
+		if err := json.Unmarshal([]byte(v), &d); err != nil || d.Token != tok || d.ID == "" {
+			continue
 		}
 		out = append(out, d)
 	}
@@ -129,5 +140,5 @@ func (s *Store) Devices(ctx context.Context, user string) ([]domain.Device, erro
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out, nil
+	return out
 }
