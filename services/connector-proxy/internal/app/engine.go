@@ -12,6 +12,8 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,8 +56,12 @@ type Options struct {
 	RetryBackoff    time.Duration // first backoff; doubles, with full jitter
 	RetryBackoffMax time.Duration
 	CacheMaxBytes   int64
-	Metrics         *metrics.Metrics
-	Logger          *slog.Logger
+	// OnWrite, if set, is told of every write this engine sent upstream
+	// (whatever its result), once it has ended: other instances' caches
+	// drop what it may have changed (Invalidate).
+	OnWrite func(org, connector, object string)
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Reply is the answer to one request: a result or an error, never both.
@@ -269,6 +275,16 @@ func (e *Engine) Query(ctx context.Context, req *domain.Request) (rep Reply) {
 		return Reply{Error: domain.AsError(err)}
 	}
 	if !ent.conn.ReadOnly(req) {
+		// What this write may change is not served from the cache
+		// after it, nor stored by a read that overlapped it.
+		scope := key(req.Org, req.Connector)
+		e.invalidated(req.Org, req.Connector, req.Object, e.cache.write(scope, req.Object))
+		defer func() {
+			e.invalidated(req.Org, req.Connector, req.Object, e.cache.write(scope, req.Object))
+			if e.opts.OnWrite != nil {
+				e.opts.OnWrite(req.Org, req.Connector, req.Object)
+			}
+		}()
 		res, err := e.call(ctx, ent, req, false, nil)
 		if err != nil {
 			return Reply{Error: asReplyError(ctx, err)}
@@ -290,10 +306,14 @@ func (e *Engine) read(ctx context.Context, ent *entry, req *domain.Request) Repl
 			return Reply{Result: hit.val, Source: SourceCache, AgeMS: now.Sub(hit.stored).Milliseconds(), Outcome: domain.OutcomeCached}
 		}
 	}
-	res, err, joined := e.flights.do(ctx, k, func(fctx context.Context, deadline func() time.Time) (json.RawMessage, error) {
+	// A read joins only a call that began after the scope's last write
+	// (one begun before may return what the write replaced).
+	scope := key(req.Org, req.Connector)
+	epoch := e.cache.epoch(scope)
+	res, err, joined := e.flights.do(ctx, k+"\x00"+strconv.FormatUint(epoch, 10), func(fctx context.Context, deadline func() time.Time) (json.RawMessage, error) {
 		res, err := e.call(fctx, ent, req, true, deadline)
 		if err == nil && ent.policy.CacheTTL > 0 {
-			e.cache.put(k, res, time.Now(), ent.policy.CacheTTL, ent.policy.StaleFor)
+			e.cache.put(k, scope, readTerms(req), epoch, res, time.Now(), ent.policy.CacheTTL, ent.policy.StaleFor)
 		}
 		return res, err
 	})
@@ -310,6 +330,54 @@ func (e *Engine) read(ctx context.Context, ent *entry, req *domain.Request) Repl
 		}
 	}
 	return Reply{Error: de}
+}
+
+// Invalidate drops the cached reads of org's connector that name object
+// (object "": all of them), and keeps reads in flight from storing their
+// results: a write to it went through another instance. A connector not
+// installed here is ignored (and leaves no trace: notices cannot grow the
+// cache's bookkeeping).
+func (e *Engine) Invalidate(org, connector, object string) {
+	if e.lookup(org, connector) == nil {
+		return
+	}
+	e.invalidated(org, connector, object, e.cache.write(key(org, connector), object))
+}
+
+// invalidated counts the cache entries a write dropped.
+func (e *Engine) invalidated(org, connector, object string, n int) {
+	if n > 0 {
+		e.m.CacheInvalidated.Add(float64(n))
+		if e.log.Enabled(context.Background(), slog.LevelDebug) {
+			e.log.Debug("cache entries dropped by a write", "org", org, "connector", connector, "object", object, "entries", n)
+		}
+	}
+}
+
+// readTerms are the words a read is indexed by in the cache: its object
+// and the identifiers of its query text, lower case — a write to an object
+// drops the cached reads that name it (SOQL's FROM and relationship paths
+// such as Account.Name do). A read naming more than maxTerms words is
+// dropped by any write to its connector.
+func readTerms(req *domain.Request) []string {
+	seen := map[string]bool{}
+	var terms []string
+	add := func(w string) {
+		if w = strings.ToLower(w); w != "" && !seen[w] {
+			seen[w] = true
+			terms = append(terms, w)
+		}
+	}
+	add(req.Object)
+	for _, w := range strings.FieldsFunc(req.Query, func(r rune) bool {
+		return !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) {
+		add(w)
+	}
+	if len(terms) > maxTerms {
+		return []string{anyTerm}
+	}
+	return terms
 }
 
 // asReplyError is the error a caller sees: a context that ended is a

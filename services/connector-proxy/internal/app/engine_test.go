@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -408,11 +411,11 @@ func TestTimeoutIsClipped(t *testing.T) {
 }
 
 func TestCacheEviction(t *testing.T) {
-	c := newCache(8 * (entryOverhead + 2 + 100))
+	c := newCache(8 * (entryOverhead + termOverhead + 2 + 100))
 	now := time.Now()
 	val := make([]byte, 100)
 	for i := range 10 {
-		c.put(fmt.Sprintf("k%d", i), val, now, time.Minute, 0)
+		c.put(fmt.Sprintf("k%d", i), "", nil, 0, val, now, time.Minute, 0)
 		if i == 7 {
 			c.get("k0", now) // k0 is used just before the budget is spent: k1 and k2 go first
 		}
@@ -429,8 +432,201 @@ func TestCacheEviction(t *testing.T) {
 	if _, ok := c.get("k9", now.Add(2*time.Minute)); ok {
 		t.Error("an entry past its stale window was served")
 	}
-	c.put("huge", make([]byte, c.max), now, time.Minute, 0)
+	c.put("huge", "", nil, 0, make([]byte, c.max), now, time.Minute, 0)
 	if _, ok := c.get("huge", now); ok {
 		t.Error("an entry bigger than an eighth of the budget was cached")
 	}
+}
+
+// memConn is an upstream of records in memory, object → id → value: get
+// reads one, query reads every record of the objects its text names,
+// update sets one, and op "post" (a write naming no object, as an HTTP
+// endpoint that is not a read) changes every record. hold, while set,
+// blocks reads until it is closed.
+type memConn struct {
+	mu      sync.Mutex
+	records map[string]map[string]string
+	calls   atomic.Int64
+	hold    chan struct{}
+}
+
+func (c *memConn) Check(*domain.Request) error { return nil }
+func (c *memConn) ReadOnly(r *domain.Request) bool {
+	return r.Op != domain.OpUpdate && r.Query != "post"
+}
+
+func (c *memConn) Do(ctx context.Context, r *domain.Request) (json.RawMessage, error) {
+	c.calls.Add(1)
+	c.mu.Lock()
+	hold := c.hold
+	c.mu.Unlock()
+	if hold != nil && c.ReadOnly(r) {
+		<-hold
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case r.Op == domain.OpUpdate: // object names are case-insensitive, as in Salesforce
+		for obj, recs := range c.records {
+			if strings.EqualFold(obj, r.Object) {
+				recs[r.ID] = fmt.Sprint(r.Values["v"])
+			}
+		}
+		return json.RawMessage(`{"ok":true}`), nil
+	case r.Query == "post":
+		for _, recs := range c.records {
+			for id := range recs {
+				recs[id] += "+"
+			}
+		}
+		return json.RawMessage(`{"ok":true}`), nil
+	case r.Op == domain.OpGet:
+		b, _ := json.Marshal(c.records[r.Object][r.ID])
+		return b, nil
+	}
+	out := map[string]map[string]string{}
+	for obj, recs := range c.records {
+		if strings.Contains(r.Query, obj) {
+			out[obj] = maps.Clone(recs)
+		}
+	}
+	b, _ := json.Marshal(out)
+	return b, nil
+}
+
+func (c *memConn) holdReads() func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = make(chan struct{})
+	h := c.hold
+	return func() {
+		c.mu.Lock()
+		c.hold = nil
+		c.mu.Unlock()
+		close(h)
+	}
+}
+
+// A write through the proxy drops the cached reads that name what it
+// wrote — in this instance at once, in others through Invalidate — and a
+// read that overlapped the write neither stores nor shares what it got.
+func TestWritesInvalidateCachedReads(t *testing.T) {
+	type world struct {
+		e      *Engine
+		crm    *memConn
+		writes chan string
+	}
+	newWorld := func(t *testing.T) world {
+		w := world{writes: make(chan string, 16)}
+		o := fast
+		o.OnWrite = func(org, connector, object string) { w.writes <- org + "/" + connector + "/" + object }
+		w.e = New(o)
+		w.crm = &memConn{records: map[string]map[string]string{"Account": {"1": "gold", "2": "silver"}, "Contact": {"7": "ann"}}}
+		for _, org := range []string{"acme", "beta"} {
+			w.e.Put(domain.Connector{Org: org, Name: "crm", Type: domain.TypeHTTP}, w.crm, Policy{CacheTTL: time.Hour, StaleFor: time.Hour}, 1)
+		}
+		return w
+	}
+	ask := func(t *testing.T, w world, r domain.Request) Reply {
+		t.Helper()
+		if r.Org == "" {
+			r.Org = "acme"
+		}
+		r.Connector = "crm"
+		if r.Op == "" {
+			r.Op = domain.OpQuery
+		}
+		rep := w.e.Query(context.Background(), &r)
+		if rep.Error != nil {
+			t.Fatalf("%+v: %v", r, rep.Error)
+		}
+		return rep
+	}
+	getAcc := domain.Request{Op: domain.OpGet, Object: "Account", ID: "1"}
+	qAcc := domain.Request{Query: "SELECT Name FROM Account"}
+	qRel := domain.Request{Query: "SELECT Account.Name FROM Contact"}
+	qCon := domain.Request{Query: "SELECT Name FROM Contact"}
+	update := domain.Request{Op: domain.OpUpdate, Object: "account", ID: "1", Values: map[string]any{"v": "platinum"}}
+	expect := func(t *testing.T, rep Reply, source, contains string) {
+		t.Helper()
+		if rep.Source != source || !strings.Contains(string(rep.Result), contains) {
+			t.Fatalf("answer %s from %s; want %q from %s", rep.Result, rep.Source, contains, source)
+		}
+	}
+
+	t.Run("a write drops the reads that name its object, only those", func(t *testing.T) {
+		w := newWorld(t)
+		for _, r := range []domain.Request{getAcc, qAcc, qRel, qCon} {
+			ask(t, w, r)
+			expect(t, ask(t, w, r), SourceCache, "")
+		}
+		ask(t, w, domain.Request{Org: "beta", Op: domain.OpGet, Object: "Account", ID: "1"})
+		ask(t, w, update) // object names are matched regardless of case
+		expect(t, ask(t, w, getAcc), SourceUpstream, "platinum")
+		expect(t, ask(t, w, qAcc), SourceUpstream, "platinum")
+		expect(t, ask(t, w, qRel), SourceUpstream, "platinum")
+		expect(t, ask(t, w, qCon), SourceCache, "ann")
+		expect(t, ask(t, w, domain.Request{Org: "beta", Op: domain.OpGet, Object: "Account", ID: "1"}), SourceCache, "gold") // another org's connector
+		if got := <-w.writes; got != "acme/crm/account" {
+			t.Fatalf("OnWrite told %q", got)
+		}
+		if n := testutil.ToFloat64(w.e.m.CacheInvalidated); n != 3 {
+			t.Fatalf("switchyard_cp_cache_invalidated_total = %v, want 3", n)
+		}
+	})
+
+	t.Run("a write naming no object drops every read of its connector", func(t *testing.T) {
+		w := newWorld(t)
+		ask(t, w, qCon)
+		ask(t, w, getAcc)
+		ask(t, w, domain.Request{Query: "post"})
+		expect(t, ask(t, w, qCon), SourceUpstream, "ann+")
+		expect(t, ask(t, w, getAcc), SourceUpstream, "gold+")
+	})
+
+	t.Run("another instance's write, told through Invalidate", func(t *testing.T) {
+		w := newWorld(t)
+		ask(t, w, getAcc)
+		ask(t, w, qCon)
+		w.crm.records["Account"]["1"] = "changed elsewhere"
+		w.e.Invalidate("acme", "crm", "Account")
+		expect(t, ask(t, w, getAcc), SourceUpstream, "changed elsewhere")
+		w.e.Invalidate("nobody", "crm", "Account") // not installed here
+		if n := len(w.e.cache.epochs); n != 1 {
+			t.Fatalf("the cache keeps %d scopes, want 1 (acme/crm)", n)
+		}
+		expect(t, ask(t, w, qCon), SourceCache, "ann")
+	})
+
+	// Reads held upstream while an update goes through: what they bring
+	// back may predate it.
+	overlap := func(t *testing.T, w world) (early func() Reply, release func()) {
+		release = w.crm.holdReads()
+		ch := make(chan Reply, 1)
+		go func() {
+			ch <- w.e.Query(context.Background(), &domain.Request{Org: "acme", Connector: "crm", Op: domain.OpGet, Object: "Account", ID: "1"})
+		}()
+		waitFor(t, "the early read upstream", func() bool { return w.crm.calls.Load() == 1 })
+		ask(t, w, update)
+		return func() Reply { return <-ch }, release
+	}
+	t.Run("a read overlapping a write stores nothing", func(t *testing.T) {
+		w := newWorld(t)
+		early, release := overlap(t, w)
+		release()
+		early()
+		expect(t, ask(t, w, getAcc), SourceUpstream, "platinum")
+	})
+	t.Run("a read after a write does not join a call begun before it", func(t *testing.T) {
+		w := newWorld(t)
+		early, release := overlap(t, w)
+		late := make(chan Reply, 1)
+		go func() {
+			late <- w.e.Query(context.Background(), &domain.Request{Org: "acme", Connector: "crm", Op: domain.OpGet, Object: "Account", ID: "1"})
+		}()
+		waitFor(t, "the late read upstream", func() bool { return w.crm.calls.Load() == 3 })
+		release()
+		early()
+		expect(t, <-late, SourceUpstream, "platinum")
+	})
 }

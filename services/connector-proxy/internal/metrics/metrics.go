@@ -18,6 +18,7 @@ type Metrics struct {
 	UpstreamDuration *prometheus.HistogramVec
 	Retries          *prometheus.CounterVec
 	Coalesced        prometheus.Counter
+	CacheInvalidated prometheus.Counter
 	Tokens           *prometheus.CounterVec
 	BreakerChanges   *prometheus.CounterVec
 	BreakerOpen      *prometheus.GaugeVec
@@ -50,6 +51,9 @@ func New() *Metrics {
 		Coalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_cp_coalesced_total", Help: "Reads that joined an identical read already on its way upstream instead of making their own call.",
 		}),
+		CacheInvalidated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_cp_cache_invalidated_total", Help: "Cached reads dropped because a write through the proxy (here or on another instance) named what they read.",
+		}),
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_cp_token_requests_total", Help: "Salesforce OAuth token requests by grant (client_credentials, jwt_bearer), and refreshes after 401 (refresh).",
 		}, []string{"grant"}),
@@ -63,6 +67,6 @@ func New() *Metrics {
 			Name: "switchyard_cp_upstream_in_flight", Help: "Upstream calls in flight (all orgs).",
 		}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.Upstream, m.UpstreamDuration, m.Retries, m.Coalesced, m.Tokens, m.BreakerChanges, m.BreakerOpen, m.InFlight)
+	r.MustRegister(m.Requests, m.Duration, m.Upstream, m.UpstreamDuration, m.Retries, m.Coalesced, m.CacheInvalidated, m.Tokens, m.BreakerChanges, m.BreakerOpen, m.InFlight)
 	return m
 }

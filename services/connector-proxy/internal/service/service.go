@@ -29,6 +29,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/domain"
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/metrics"
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/ports/adminhttp"
+	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/ports/invalidation"
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/ports/natsquery"
 )
 
@@ -139,6 +140,7 @@ type Service struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	nq      *natsquery.Server
+	inv     *invalidation.Bus
 	web     *admin.Listener
 
 	storeMu sync.RWMutex
@@ -159,6 +161,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		DefaultTimeout: cfg.DefaultTimeout, MaxTimeout: cfg.MaxTimeout, MaxInFlightPerOrg: cfg.MaxInFlightPerOrg,
 		BreakerFailures: cfg.BreakerFailures, BreakerOpenFor: cfg.BreakerOpen, BreakerSlowCall: cfg.BreakerSlowCall,
 		RetryBackoff: cfg.RetryBackoff, CacheMaxBytes: int64(cfg.CacheMaxMB) << 20, Metrics: m, Logger: log,
+		OnWrite: func(org, connector, object string) { s.inv.Publish(org, connector, object) },
 	})
 	s.factory = &factory{cfg: cfg, client: upstream.NewClient(), m: m}
 	m.Registry.MustRegister(
@@ -180,6 +183,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		s.nc.Close()
 		return nil, err
 	}
+	s.inv = invalidation.New(s.nc, s.engine, log)
 	s.nq = &natsquery.Server{NC: s.nc, Engine: s.engine, Log: log, Metrics: m, MaxRequestBytes: cfg.MaxRequestBytes, MaxPending: cfg.MaxPending}
 	adm := admin.New(admin.Options{Registry: m.Registry, Token: cfg.AdminToken, Logger: log, MaxBodyBytes: int64(max(cfg.MaxRequestBytes, 1<<20)),
 		Ready: []admin.Check{{Name: "nats", Check: func(context.Context) error {
@@ -256,6 +260,10 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return s.shutdown()
 	}
+	// Other instances' writes are heard before requests are taken.
+	if retry.Every(ctx, time.Second, s.log, "subscribe", s.inv.Start, "subject", invalidation.Subject) != nil {
+		return s.shutdown()
+	}
 	// Requests are taken once every configuration is installed, so that
 	// none is refused as unknown_connector during a start.
 	if retry.Every(ctx, time.Second, s.log, "subscribe", s.nq.Start, "subject", natsquery.Subject) != nil {
@@ -293,6 +301,7 @@ func (s *Service) shutdown() error {
 	if err := s.nq.Stop(ctx); err != nil {
 		s.log.Warn("shutdown", "err", err)
 	}
+	s.inv.Stop()
 	_ = s.web.Shutdown(ctx) // closes what is left when the grace ends
 	if err := s.nc.Drain(); err != nil {
 		s.nc.Close()

@@ -446,3 +446,64 @@ func TestCredentialsFromCoreAPI(t *testing.T) {
 		t.Fatalf("without core-api: %d %s", status, body)
 	}
 }
+
+// An update through one instance drops the other instances' cached reads
+// of that object (connector.invalidate); reads of other objects stay.
+func TestAWriteReachesEveryInstancesCache(t *testing.T) {
+	e := newEnv(t, nil)
+	e.sf.Data.Put("Contact", soql.Record{"Id": "003000000000001AAA", "LastName": "Ng"})
+	other := &env{t: t, logs: &syncBuffer{}, bucket: e.bucket}
+	other.start(func(c *Config) { c.Instance = "other" })
+	if status, body, _ := e.http("PUT", "/v1/connectors/acme/sf", e.sfConfig(`,"cache_ttl_seconds":600`)); status != 201 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	getAccount := `{"org":"acme","connector":"sf","op":"get","object":"Account","id":"001000000000001AAA","fields":["Tier__c"]}`
+	getContact := `{"org":"acme","connector":"sf","op":"get","object":"Contact","id":"003000000000001AAA","fields":["LastName"]}`
+	ask := func(on *env, body string) reply {
+		t.Helper()
+		status, b, _ := on.http("POST", "/v1/query", body)
+		var r reply
+		if err := json.Unmarshal([]byte(b), &r); err != nil || status != 200 {
+			t.Fatalf("POST /v1/query %s: %d %s", body, status, b)
+		}
+		return r
+	}
+	// The first instance caches both (the connector reaches it through
+	// the shared bucket).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if status, _, _ := e.http("POST", "/v1/query", getAccount); status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connector never reached the first instance")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ask(e, getContact)
+	if r := ask(e, getAccount); r.Source != "cache" {
+		t.Fatalf("second read from %s, want cache", r.Source)
+	}
+	// The update goes through the other instance.
+	if r := ask(other, `{"org":"acme","connector":"sf","op":"update","object":"Account","id":"001000000000001AAA","values":{"Tier__c":"Platinum"}}`); r.Error != nil {
+		t.Fatalf("update: %+v", r.Error)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		r := ask(e, getAccount)
+		if r.Source == "upstream" && strings.Contains(string(r.Result), "Platinum") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first instance still answers %s from %s", r.Result, r.Source)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := ask(e, getContact); r.Source != "cache" {
+		t.Fatalf("the contact was dropped too (%s)", r.Source)
+	}
+	_, metrics, _ := e.http("GET", "/metrics", "")
+	if !strings.Contains(metrics, "switchyard_cp_cache_invalidated_total 1") {
+		t.Fatal("switchyard_cp_cache_invalidated_total is not 1 on the first instance")
+	}
+}
