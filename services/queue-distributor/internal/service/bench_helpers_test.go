@@ -179,6 +179,16 @@ func envInt(b *testing.B, name string, def int) int {
 }
 
 // reportLatency reports the median and 99th percentile of lat.
+// reportPercentiles reports name-p50-µs and name-p99-µs.
+func reportPercentiles(b *testing.B, name string, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), name+"-p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), name+"-p99-µs")
+}
+
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return

@@ -52,9 +52,10 @@ func BenchmarkAgentAvailableToOriginate(b *testing.B) {
 		{"distributor", func(agent string) error { return e.svc.d.SetStatus(ctx, agent, domain.StatusAvailable, "") }},
 		{"rest", func(agent string) error { return e.login(agent) }},
 	}
+	floor := e.newFloor(b)
 	for _, is := range issuers {
 		b.Run(is.name, func(b *testing.B) {
-			var lat []time.Duration
+			var lat, one, chain []time.Duration
 			for b.Loop() {
 				for range samples {
 					agent := ids[next%len(ids)]
@@ -64,10 +65,58 @@ func BenchmarkAgentAvailableToOriginate(b *testing.B) {
 						b.Fatal(err)
 					}
 					lat = append(lat, d)
+					b.StopTimer()
+					o, c := floor(ctx)
+					one, chain = append(one, o), append(chain, c)
+					b.StartTimer()
 				}
 			}
 			reportLatency(b, lat)
+			reportPercentiles(b, "floor-append", one)
+			reportPercentiles(b, "floor-chain", chain)
 		})
+	}
+}
+
+// newFloor returns a probe of the infrastructure alone, taken after each
+// sample on the same servers: one JetStream append (publish, stored in a
+// file stream, acknowledged) and the chain any event-sourced offer
+// needs at least — the status event appended, the offer's event
+// appended, a NATS request to the gateway — with nothing of ours in
+// between (no Redis, no decision). The offer's time over floor-chain is
+// what the distributor itself costs.
+func (e *benchService) newFloor(b *testing.B) func(ctx context.Context) (one, chain time.Duration) {
+	ctx := context.Background()
+	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCHFLOOR", Subjects: []string{"benchfloor.>"},
+		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	sub, err := e.nc.Subscribe("benchfloor.gateway", func(m *nats.Msg) { _ = m.Respond([]byte(`{"output":"+OK"}`)) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Unsubscribe() })
+	body := make([]byte, 400) // about an agent.status.changed envelope
+	n := 0
+	return func(ctx context.Context) (time.Duration, time.Duration) {
+		store := func() {
+			n++
+			m := &nats.Msg{Subject: "benchfloor.append", Data: body, Header: nats.Header{}}
+			m.Header.Set(nats.MsgIdHdr, fmt.Sprint("floor-", n))
+			if _, err := e.js.PublishMsg(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		store()
+		one := time.Since(t0)
+		t0 = time.Now()
+		store()
+		store()
+		if _, err := e.nc.Request("benchfloor.gateway", body, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		return one, time.Since(t0)
 	}
 }
 
