@@ -486,16 +486,10 @@ func (d *Distributor) finishMember(ctx context.Context, m projection.MemberView,
 	if _, err := d.append(ctx, fmt.Sprintf("%s-%s-%d", typ, m.CallID, m.JoinedAt), typ, m.Queue, m.CallID, data, eventlog.Any); err != nil {
 		return err
 	}
+	// The projection keeps the outcome, and an abandoned caller's place,
+	// from the event (apply of the member's end).
 	out.Queue, out.WaitSeconds = m.Queue, float64(data.WaitMS)/1000
 	d.cfg.Notify.Outcome(m.CallID, out)
-	if typ == domain.MemberAbandoned && m.CallerNumber != "" {
-		if q, err := d.cfg.Store.Queue(ctx, m.Queue); err == nil && q.AbandonedResumeAllowed {
-			ttl := time.Duration(q.DiscardAbandonedAfterSeconds) * time.Second
-			if err := d.cfg.Store.HoldPlace(ctx, m.Queue, m.CallerNumber, m.JoinedAt, ttl); err != nil {
-				d.log.Warn("cannot hold an abandoned caller's place", "callid", m.CallID, "err", err)
-			}
-		}
-	}
 	return nil
 }
 

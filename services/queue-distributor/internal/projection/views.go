@@ -287,16 +287,13 @@ func (s *Store) Alive(ctx context.Context, instance string) (bool, error) {
 	return n == 1, err
 }
 
-// SaveOutcome keeps a member's outcome for a caller side that asks again
-// (its notification may have been missed), until its TTL or until the
-// call joins a queue again (apply of queue.member.joined drops it).
-func (s *Store) SaveOutcome(ctx context.Context, callID string, outcome []byte, ttl time.Duration) error {
-	return s.rdb.Set(ctx, s.key("lock", "outcome", callID), outcome, ttl).Err()
-}
-
-// LoadOutcome returns a saved outcome (nil: none).
+// LoadOutcome returns the outcome of the call's last time in a queue (nil:
+// none), as queue.enqueue returns it. The projection keeps it from the
+// member's end event (answered: the agent's wrap-up) for ten minutes
+// from when it happened, or until the call joins a queue again; a
+// rebuild restores what is younger.
 func (s *Store) LoadOutcome(ctx context.Context, callID string) ([]byte, error) {
-	b, err := s.rdb.Get(ctx, s.key("lock", "outcome", callID)).Bytes()
+	b, err := s.rdb.Get(ctx, s.key("outcome", callID)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

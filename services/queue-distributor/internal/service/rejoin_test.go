@@ -3,11 +3,16 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchyard-voice/switchyard/pkg/fssim"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/queuectl"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/rebuild"
 )
 
 // A caller who left one queue (its max wait passed) is queued in another
@@ -93,5 +98,91 @@ func TestCallerTimesOutOfTwoQueues(t *testing.T) {
 			ms, _ := e.svc.store.Members(context.Background(), q)
 			return len(ms) == 0
 		})
+	}
+}
+
+// A rebuild brings back what the projection keeps from the events of the
+// last minutes: the outcome queuectl.status answers for a call that left
+// its queue, and the place held for a caller who hung up — and not a place
+// already taken back by the number's next join.
+func TestRebuildKeepsOutcomesAndHeldPlaces(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.do("PUT", "/v1/queues/support", map[string]any{"abandoned_resume_allowed": true, "discard_abandoned_after_seconds": 300,
+		"max_wait_with_no_agent_seconds": 60}, 201)
+	e.do("PUT", "/v1/queues/short", map[string]any{"max_wait_seconds": 1, "max_wait_with_no_agent_seconds": 60}, 201)
+	join := func(cid, queue, number string) queuectl.Reply {
+		t.Helper()
+		e.caller(cid)
+		r := e.enqueue(queuectl.EnqueueRequest{CallID: cid, Queue: queue, Node: "fs1", CallerNumber: number})
+		if r.Error != nil || r.Member == nil {
+			t.Fatalf("enqueue %s: %+v", cid, r)
+		}
+		return r
+	}
+	hangUp := func(cid string) {
+		t.Helper()
+		outs := e.outcomes(cid)
+		e.callEvent(cid, "hangup", map[string]any{"cause": "NORMAL_CLEARING"})
+		if o := wait(t, outs, "outcome of "+cid); o.Outcome != "abandoned" {
+			t.Fatalf("%s: %+v", cid, o)
+		}
+	}
+	// c-20 hangs up: abandoned, its number's place held.
+	first := join("c-20", "support", "+441110000")
+	hangUp("c-20")
+	// c-21 times out of the short queue.
+	outs := e.outcomes("c-21")
+	join("c-21", "short", "")
+	if o := wait(t, outs, "outcome of c-21"); o.Outcome != "timeout" {
+		t.Fatalf("c-21: %+v", o)
+	}
+	// c-22 hangs up, and its number calls back as c-23, taking the place.
+	held := join("c-22", "support", "+442220000")
+	hangUp("c-22")
+	if again := join("c-23", "support", "+442220000"); again.Member.JoinedAt != held.Member.JoinedAt {
+		t.Fatalf("c-23 joined at %d, want c-22's place %d", again.Member.JoinedAt, held.Member.JoinedAt)
+	}
+
+	e.eventually("projection caught up", func() bool {
+		for _, s := range []string{"QUEUES", "AGENTS"} {
+			got, _ := e.svc.store.LastApplied(ctx, s)
+			last, err := e.svc.elog.Last(ctx, s)
+			if err != nil || got != last {
+				return false
+			}
+		}
+		return true
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: servers.Redis.Addr()})
+	defer rdb.Close()
+	other := projection.New(rdb, "rebuilt-"+e.prefix, projection.Limits{})
+	res, err := rebuild.Run(ctx, e.js, other)
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if live, _ := e.svc.store.Checksum(ctx); res.Checksum != live {
+		t.Fatalf("rebuilt checksum %s, live %s", res.Checksum, live)
+	}
+	for cid, want := range map[string]string{"c-20": `"outcome":"abandoned"`, "c-21": `"outcome":"timeout"`, "c-23": ""} {
+		b, err := other.LoadOutcome(ctx, cid)
+		if err != nil || !strings.Contains(string(b), want) || (want == "") != (b == nil) {
+			t.Fatalf("rebuilt outcome of %s: %s (%v), want %q", cid, b, err, want)
+		}
+	}
+	if b, _ := other.LoadOutcome(ctx, "c-21"); !strings.Contains(string(b), `"queue":"short"`) {
+		t.Fatalf("rebuilt outcome of c-21: %s", b)
+	}
+	if at, ok, err := other.TakePlace(ctx, "support", "+441110000"); err != nil || !ok || at != first.Member.JoinedAt {
+		t.Fatalf("rebuilt place of c-20's number: %d %v %v, want %d", at, ok, err, first.Member.JoinedAt)
+	}
+	if _, ok, _ := other.TakePlace(ctx, "support", "+442220000"); ok {
+		t.Fatal("the rebuild holds a place its number already took back")
+	}
+	// What the status of a finished call answers, live: the kept outcome.
+	b, _ := json.Marshal(map[string]string{"call_id": "c-21"})
+	m, err := e.nc.Request(queuectl.Status, b, 5*time.Second)
+	if err != nil || !strings.Contains(string(m.Data), `"outcome":"timeout"`) {
+		t.Fatalf("status of c-21: %s (%v)", m.Data, err)
 	}
 }

@@ -196,12 +196,10 @@ type Notifier struct {
 	Log   *slog.Logger
 }
 
-// Outcome saves and publishes a member's outcome.
+// Outcome publishes a member's outcome (the projection keeps it for
+// queuectl.status: projection.Store.LoadOutcome).
 func (n *Notifier) Outcome(callID string, o distributor.Outcome) {
 	b, _ := json.Marshal(o)
-	if err := n.Store.SaveOutcome(context.Background(), callID, b, 10*time.Minute); err != nil {
-		n.Log.Warn("cannot save outcome", "callid", callID, "err", err)
-	}
 	if err := n.NC.Publish(OutcomePrefix+callID, b); err != nil {
 		n.Log.Warn("cannot publish outcome", "callid", callID, "err", err)
 	}

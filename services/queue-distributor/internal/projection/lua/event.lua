@@ -13,6 +13,31 @@ local function end_member(q, cid)
   redis.call('DEL', k('m', cid))
 end
 
+-- Kept from when they happened, so a replay keeps what the live
+-- projection kept (and not what it had let expire): the outcome
+-- queuectl.status answers for a call that left its queue (ten minutes),
+-- and an abandoned caller's place (the queue's discard_abandoned_after).
+-- SET ... PXAT in the past stores nothing.
+local OUTCOME_KEEP = 600000
+
+local function keep(key, value, at, ms)
+  if at and ms > 0 then redis.call('SET', key, value, 'PXAT', at + ms) end
+end
+
+-- The outcome of a member's end event, as queue.enqueue returns it.
+local function end_outcome(typ, q, d)
+  local o = {queue = q, wait_seconds = (d.wait_ms or 0) / 1000}
+  if typ == 'queue.member.abandoned' then
+    o.outcome = 'abandoned'
+  else
+    o.outcome = d.reason -- timeout, exit_key, no_agents, overflowed
+    if d.reason == 'exit_key' then o.digit = d.digit end
+    if d.reason == 'overflowed' then o.target = d.target end
+    if d.reason == 'no_agents' then o.reason = 'no agent logged in' end
+  end
+  return o
+end
+
 local function apply_event_body(seq, typ, id, d, now)
   local out = {'applied', ''}
   local function look(qs) for _, q in ipairs(qs) do out[#out + 1] = q end end
@@ -77,8 +102,10 @@ local function apply_event_body(seq, typ, id, d, now)
       end
       redis.call('HINCRBY', k('q', id), 'joined', 1)
       -- The outcome saved for the call's last time in a queue is over: a
-      -- status asked from now on is about this one.
-      redis.call('DEL', k('lock', 'outcome', m.call_id))
+      -- status asked from now on is about this one. A place held for its
+      -- number is taken (or, joined anew, given up).
+      redis.call('DEL', k('outcome', m.call_id))
+      if (m.caller_id_number or '') ~= '' then redis.call('DEL', k('place', id, m.caller_id_number)) end
       look({id})
     end
 
@@ -122,8 +149,21 @@ local function apply_event_body(seq, typ, id, d, now)
     end
 
   elseif typ == 'queue.member.abandoned' or typ == 'queue.member.exited' then
-    local st = redis.call('HGET', k('m', d.call_id), 'state')
+    local st, mcfg, joined = unpack(redis.call('HMGET', k('m', d.call_id), 'state', 'cfg', 'joined_ms'))
     if st then
+      if typ == 'queue.member.abandoned' and mcfg then
+        -- mod_callcenter's abandoned-resume: the number calling back
+        -- takes this place again.
+        local number = cjson.decode(mcfg).caller_id_number
+        local qc = redis.call('HGET', k('q', id), 'cfg')
+        qc = qc and cjson.decode(qc) or {}
+        if type(number) == 'string' and number ~= '' and joined and qc.abandoned_resume_allowed == true then
+          keep(k('place', id, number), joined, d.at_ms, num(qc.discard_abandoned_after_seconds, 60) * 1000)
+        end
+      end
+      if typ == 'queue.member.abandoned' or (d.reason or '') ~= '' then
+        keep(k('outcome', d.call_id), cjson.encode(end_outcome(typ, id, d)), d.at_ms, OUTCOME_KEEP)
+      end
       end_member(id, d.call_id)
       local kind = 'abandoned'
       if typ == 'queue.member.exited' then kind = 'exited:' .. (d.reason or '') end
@@ -195,6 +235,10 @@ local function apply_event_body(seq, typ, id, d, now)
         end
       elseif d.state == 'wrap_up' then
         if cur[1] == 'in_call' and cur[3] == d.call_id then
+          -- The call was answered: what the caller side is told.
+          local q, wait = unpack(redis.call('HMGET', ak, 'offer_queue', 'wait_ms'))
+          keep(k('outcome', d.call_id), cjson.encode({outcome = 'answered', queue = q or '', agent = id,
+            wait_seconds = num(wait, 0) / 1000}), d.at_ms, OUTCOME_KEEP)
           redis.call('HSET', ak, 'state', 'wrap_up', 'idle_since', d.at_ms, 'ready_at', d.ready_at_ms or d.at_ms, 'ver', seq)
           redis.call('HINCRBY', ak, 'talk_ms', d.talk_ms or 0)
           redis.call('HDEL', ak, 'offer_id', 'offer_queue', 'owner', 'offered_at', 'answered_at', 'wait_ms', 'node')
