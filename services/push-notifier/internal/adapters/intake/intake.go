@@ -90,10 +90,30 @@ func (in *Intake) Begin(ctx context.Context, requestID, user, owner string, unti
 		m[k] = v
 	}
 	st := domain.Started{Devices: registry.Decode(m), Claims: make(map[string]domain.Mark, len(ids))}
+	decoded := make(map[string]bool, len(st.Devices))
+	for _, d := range st.Devices {
+		decoded[d.ID] = true
+	}
+	// A claim on an entry the script read and Go does not (a field Go
+	// cannot parse) would never be settled: take it back. With no device
+	// left, the request is the step-by-step path's (no_devices).
+	var orphans []string
 	for _, id := range ids {
 		if s, ok := id.(string); ok {
-			st.Claims[s] = claim
+			if decoded[s] {
+				st.Claims[s] = claim
+			} else {
+				orphans = append(orphans, s)
+			}
 		}
+	}
+	if len(orphans) > 0 {
+		if err := in.rdb.HDel(ctx, keys[0], orphans...).Err(); err != nil {
+			return domain.Started{}, false, fmt.Errorf("take in push request %s: release claims on unreadable devices: %w", requestID, err)
+		}
+	}
+	if len(st.Claims) == 0 {
+		return domain.Started{}, false, nil
 	}
 	return st, true, nil
 }

@@ -160,6 +160,37 @@ func TestBeginSkipsUnreadableDevices(t *testing.T) {
 	}
 }
 
+// An entry the script can read and Go cannot (a registration time that
+// is not one) is not left claimed: nobody would ever settle that claim.
+func TestBeginTakesBackClaimsGoCannotRead(t *testing.T) {
+	ctx := t.Context()
+	badTime := func(tok string) string {
+		return fmt.Sprintf(`{"id":%q,"token":%q,"platform":"ios","registered_at":"yesterday"}`, domain.DeviceID(tok), tok)
+	}
+	t.Run("beside a good device", func(t *testing.T) {
+		f := newFixture(t)
+		good := f.register(t, "alice", token(1))
+		f.rdb.HSet(ctx, registry.DevicesKey(f.prefix, "alice"), token(2), badTime(token(2)))
+		st, ok, err := intake.New(f.rdb, f.prefix, 0, time.Minute).Begin(ctx, "req-1", "alice", "pn-1/x", time.Now().Add(time.Minute), time.Now().Add(time.Minute))
+		if err != nil || !ok || len(st.Devices) != 1 || len(st.Claims) != 1 {
+			t.Fatalf("Begin = %+v, %v, %v; want the good device only", st, ok, err)
+		}
+		if fields, _ := f.rdb.HKeys(ctx, ledger.Key(f.prefix, "req-1")).Result(); len(fields) != 1 || fields[0] != good.ID {
+			t.Fatalf("record fields %v, want [%s]", fields, good.ID)
+		}
+	})
+	t.Run("alone", func(t *testing.T) {
+		f := newFixture(t)
+		f.rdb.HSet(ctx, registry.DevicesKey(f.prefix, "alice"), token(2), badTime(token(2)))
+		if _, ok, err := intake.New(f.rdb, f.prefix, 0, time.Minute).Begin(ctx, "req-1", "alice", "pn-1/x", time.Now().Add(time.Minute), time.Now().Add(time.Minute)); err != nil || ok {
+			t.Fatalf("Begin = %v, %v; want not taken (the step-by-step path answers no_devices)", ok, err)
+		}
+		if n, _ := f.rdb.Exists(ctx, ledger.Key(f.prefix, "req-1")).Result(); n != 0 {
+			t.Fatal("a record with claims nobody will settle is left")
+		}
+	})
+}
+
 // dump is every key of the fixture's prefix with its value.
 func dump(t *testing.T, f fixture) string {
 	t.Helper()
