@@ -43,12 +43,6 @@ type Options struct {
 	Audiences []string
 }
 
-// Update is one sObject update the fake applied.
-type Update struct {
-	Object, ID string
-	Values     map[string]any
-}
-
 // Server is the fake org. Data holds its records.
 type Server struct {
 	crmfake.Switches
@@ -63,7 +57,6 @@ type Server struct {
 	tokens    map[string]time.Time // token → expiry (zero: none)
 	cursors   map[string]*cursor
 	queries   []string
-	updates   []Update
 	tokenReqs int
 	seq       int
 }
@@ -141,13 +134,6 @@ func (s *Server) Queries() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.queries...)
-}
-
-// Updates are the sObject updates applied, in order.
-func (s *Server) Updates() []Update {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Update(nil), s.updates...)
 }
 
 func apiError(w http.ResponseWriter, status int, code, msg string) {
@@ -433,8 +419,5 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		writeSOQLError(w, err)
 		return
 	}
-	s.mu.Lock()
-	s.updates = append(s.updates, Update{Object: r.PathValue("object"), ID: r.PathValue("id"), Values: values})
-	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -165,7 +165,7 @@ func TestRESTAPI(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.name, status, body)
 		}
 	}
-	if u := sf.Updates(); len(u) != 1 || u[0].Values["Tier__c"] != "VIP" {
+	if u := sf.Data.Updates(); len(u) != 1 || u[0].Values["Tier__c"] != "VIP" {
 		t.Errorf("updates %v", u)
 	}
 

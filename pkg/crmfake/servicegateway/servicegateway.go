@@ -38,12 +38,6 @@ type Options struct {
 	BatchSize int
 }
 
-// Update is one sObject update the fake applied.
-type Update struct {
-	Object, ID string
-	Values     map[string]any
-}
-
 // Server is the fake gateway; Data holds the org's records.
 type Server struct {
 	crmfake.Switches
@@ -54,7 +48,6 @@ type Server struct {
 	sessions map[string]bool
 	cursors  map[string]*cursor
 	queries  []string
-	updates  []Update
 	bodies   [][]byte
 	seq      int
 }
@@ -92,13 +85,6 @@ func (s *Server) Queries() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.queries...)
-}
-
-// Updates are the updates applied, in order.
-func (s *Server) Updates() []Update {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Update(nil), s.updates...)
 }
 
 // Bodies are the raw request bodies received, in order.
@@ -403,9 +389,6 @@ func (s *Server) update(w http.ResponseWriter, op *node) {
 		}
 		err := s.Data.Update(typ, id, values)
 		if err == nil {
-			s.mu.Lock()
-			s.updates = append(s.updates, Update{Object: typ, ID: id, Values: values})
-			s.mu.Unlock()
 			fmt.Fprintf(&b, `<result><id>%s</id><success>true</success></result>`, escape(id))
 			continue
 		}

@@ -76,7 +76,7 @@ func TestGateway(t *testing.T) {
 			}
 		}
 	}
-	if u := gw.Updates(); len(u) != 1 || u[0].Values["Name"] != "B <1>" {
+	if u := gw.Data.Updates(); len(u) != 1 || u[0].Values["Name"] != "B <1>" {
 		t.Errorf("updates %v", u)
 	}
 	q := envelope("key-1", `<urn:query><urn:queryString>SELECT Id FROM Account LIMIT 1</urn:queryString></urn:query>`)

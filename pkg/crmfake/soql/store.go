@@ -36,6 +36,22 @@ func errf(code, format string, args ...any) *Error {
 type Store struct {
 	mu      sync.RWMutex
 	objects map[string]*object // lower-case type name
+	updates []Update
+}
+
+// Update is one update the store applied, as its caller named it (the
+// object type as sent, the values as sent).
+type Update struct {
+	Object, ID string
+	Values     map[string]any
+}
+
+// Updates are the updates applied, in order: what a fake's tests check
+// reached the org.
+func (s *Store) Updates() []Update {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]Update(nil), s.updates...)
 }
 
 type object struct {
@@ -125,6 +141,7 @@ func (s *Store) Update(objectType, id string, values map[string]any) error {
 	for k, v := range values {
 		r[o.fields[strings.ToLower(k)]] = v
 	}
+	s.updates = append(s.updates, Update{Object: objectType, ID: id, Values: values})
 	return nil
 }
 

@@ -55,7 +55,7 @@ func TestValuesAreXMLEscaped(t *testing.T) {
 			t.Fatalf("%s: %v", r.Op, err)
 		}
 	}
-	if u := gw.Updates(); len(u) != 1 || u[0].Values["Name"] != evil || len(u[0].Values) != 1 {
+	if u := gw.Data.Updates(); len(u) != 1 || u[0].Values["Name"] != evil || len(u[0].Values) != 1 {
 		t.Fatalf("the update became %v", u)
 	}
 	for _, b := range gw.Bodies() {
