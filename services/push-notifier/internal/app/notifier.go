@@ -135,11 +135,11 @@ func (n *Notifier) Handle(ctx context.Context, r domain.Request, raw []byte) (Di
 			return Disposition{}, err
 		}
 		if ok {
-			st := state{outcomes: map[string]domain.Outcome{}}
-			if err := n.pushAll(ctx, r, started.Devices, started.Claims, &st, log); err != nil {
+			st := newState()
+			if err := n.pushAll(ctx, r, started.Devices, started.Claims, st, log); err != nil {
 				return Disposition{}, err
 			}
-			return n.settleRequest(ctx, r, &st, false, raw, log)
+			return n.settleRequest(ctx, r, st, false, raw, log)
 		}
 	}
 	// The record and the devices in parallel: one round trip to Redis
@@ -163,7 +163,7 @@ func (n *Notifier) Handle(ctx context.Context, r domain.Request, raw []byte) (Di
 		return Disposition{}, n.publishRequestFailure(ctx, r, *m.Outcome, raw)
 	}
 	now := n.now()
-	st := state{outcomes: map[string]domain.Outcome{}}
+	st := newState()
 	var pending []domain.Device
 	known := map[string]bool{}
 	for _, d := range devs {
@@ -173,13 +173,13 @@ func (n *Notifier) Handle(ctx context.Context, r domain.Request, raw []byte) (Di
 			pending = append(pending, d)
 			continue
 		}
-		if err := n.settle(ctx, r, d.ID, m, now, &st); err != nil {
+		if err := n.settle(ctx, r, d.ID, m, now, st); err != nil {
 			return Disposition{}, err
 		}
 	}
 	for field, m := range marks { // devices forgotten since (a dead token)
 		if field != domain.RequestField && !known[field] {
-			if err := n.settle(ctx, r, field, m, now, &st); err != nil {
+			if err := n.settle(ctx, r, field, m, now, st); err != nil {
 				return Disposition{}, err
 			}
 		}
@@ -198,11 +198,11 @@ func (n *Notifier) Handle(ctx context.Context, r domain.Request, raw []byte) (Di
 		if !ok && nothingYet {
 			return Disposition{}, n.failRequest(ctx, r, domain.ReasonRateLimited, "the user's push rate limit is reached", raw, log)
 		}
-		if err := n.pushAll(ctx, r, pending, nil, &st, log); err != nil {
+		if err := n.pushAll(ctx, r, pending, nil, st, log); err != nil {
 			return Disposition{}, err
 		}
 	}
-	return n.settleRequest(ctx, r, &st, len(pending) == 0, raw, log)
+	return n.settleRequest(ctx, r, st, len(pending) == 0, raw, log)
 }
 
 // settleRequest ends a delivery: later again while a push is unsettled,
@@ -228,6 +228,8 @@ type state struct {
 	waitUntil   time.Time                 // latest lease of a live claim by someone else
 	interrupted bool
 }
+
+func newState() *state { return &state{outcomes: map[string]domain.Outcome{}} }
 
 func (s *state) set(id string, o domain.Outcome) {
 	s.mu.Lock()

@@ -88,7 +88,11 @@ func (l *Ledger) Claim(ctx context.Context, requestID, field, owner string, unti
 // ClaimMark is owner's claim with a lease until; its Raw is what a
 // field holding it stores, which Finish and Release compare with.
 func ClaimMark(owner string, until time.Time) domain.Mark {
-	e := domain.Mark{State: domain.Claimed, Owner: owner, Until: until.UTC()}
+	return stored(domain.Mark{State: domain.Claimed, Owner: owner, Until: until.UTC()})
+}
+
+// stored is e with Raw, its stored form.
+func stored(e domain.Mark) domain.Mark {
 	b, _ := json.Marshal(e)
 	e.Raw = string(b)
 	return e
@@ -97,17 +101,16 @@ func ClaimMark(owner string, until time.Time) domain.Mark {
 // Record writes an outcome on field unless the field exists (request-level
 // outcomes, which need no claim).
 func (l *Ledger) Record(ctx context.Context, requestID, field string, o domain.Outcome, requestExpiry time.Time) (domain.Mark, bool, error) {
-	return l.setNX(ctx, requestID, field, domain.Mark{State: domain.Done, Outcome: &o}, requestExpiry)
+	return l.setNX(ctx, requestID, field, stored(domain.Mark{State: domain.Done, Outcome: &o}), requestExpiry)
 }
 
+// setNX stores e (with its Raw) on field unless the field exists.
 func (l *Ledger) setNX(ctx context.Context, requestID, field string, e domain.Mark, requestExpiry time.Time) (domain.Mark, bool, error) {
-	b, _ := json.Marshal(e)
-	cur, err := setNX.Run(ctx, l.rdb, []string{l.key(requestID)}, field, b, ExpireAt(requestExpiry)).Text()
+	cur, err := setNX.Run(ctx, l.rdb, []string{l.key(requestID)}, field, e.Raw, ExpireAt(requestExpiry)).Text()
 	if err != nil {
 		return domain.Mark{}, false, fmt.Errorf("ledger of %s: %w", requestID, err)
 	}
 	if cur == "" {
-		e.Raw = string(b)
 		return e, true, nil
 	}
 	var found domain.Mark
