@@ -277,10 +277,9 @@ func (e *Engine) Query(ctx context.Context, req *domain.Request) (rep Reply) {
 	if !ent.conn.ReadOnly(req) {
 		// What this write may change is not served from the cache
 		// after it, nor stored by a read that overlapped it.
-		scope := key(req.Org, req.Connector)
-		e.invalidated(req.Org, req.Connector, req.Object, e.cache.write(scope, req.Object))
+		e.drop(req.Org, req.Connector, req.Object)
 		defer func() {
-			e.invalidated(req.Org, req.Connector, req.Object, e.cache.write(scope, req.Object))
+			e.drop(req.Org, req.Connector, req.Object)
 			if e.opts.OnWrite != nil {
 				e.opts.OnWrite(req.Org, req.Connector, req.Object)
 			}
@@ -338,19 +337,21 @@ func (e *Engine) read(ctx context.Context, ent *entry, req *domain.Request) Repl
 // installed here is ignored (and leaves no trace: notices cannot grow the
 // cache's bookkeeping).
 func (e *Engine) Invalidate(org, connector, object string) {
-	if e.lookup(org, connector) == nil {
-		return
+	if e.lookup(org, connector) != nil {
+		e.drop(org, connector, object)
 	}
-	e.invalidated(org, connector, object, e.cache.write(key(org, connector), object))
 }
 
-// invalidated counts the cache entries a write dropped.
-func (e *Engine) invalidated(org, connector, object string, n int) {
-	if n > 0 {
-		e.m.CacheInvalidated.Add(float64(n))
-		if e.log.Enabled(context.Background(), slog.LevelDebug) {
-			e.log.Debug("cache entries dropped by a write", "org", org, "connector", connector, "object", object, "entries", n)
-		}
+// drop marks a write to object through org's connector in the cache
+// (cache.write) and counts the entries it dropped.
+func (e *Engine) drop(org, connector, object string) {
+	n := e.cache.write(key(org, connector), object)
+	if n == 0 {
+		return
+	}
+	e.m.CacheInvalidated.Add(float64(n))
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("cache entries dropped by a write", "org", org, "connector", connector, "object", object, "entries", n)
 	}
 }
 
