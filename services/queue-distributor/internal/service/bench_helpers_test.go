@@ -179,22 +179,25 @@ func envInt(b *testing.B, name string, def int) int {
 }
 
 // reportLatency reports the median and 99th percentile of lat.
-// reportPercentiles reports name-p50-µs and name-p99-µs.
+// reportPercentiles reports name-p50-µs and name-p99-µs (p50-µs and
+// p99-µs for name "").
 func reportPercentiles(b *testing.B, name string, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
+	if name != "" {
+		name += "-"
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), name+"-p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), name+"-p99-µs")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), name+"p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), name+"p99-µs")
 }
 
+// reportLatency reports p50-µs, p99-µs and max-µs.
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	reportPercentiles(b, "", lat)
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 }
