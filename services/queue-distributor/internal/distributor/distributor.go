@@ -90,6 +90,7 @@ type Distributor struct {
 
 	mu      sync.Mutex
 	offers  map[string]*offerRun // by call id, offers this instance runs
+	live    bool                 // Run is deciding: offers may start (under mu)
 	running sync.WaitGroup
 	wakeC   chan struct{}
 
@@ -131,6 +132,9 @@ func (d *Distributor) kickAt(queue string, at time.Time) {
 // Run decides offers until ctx ends, then waits for running offers to
 // reach a safe point (their events stored).
 func (d *Distributor) Run(ctx context.Context, workers int) {
+	d.setLive(true)
+	// Once Run returns no offer starts (Wait may begin), whoever decides.
+	defer d.setLive(false)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -152,6 +156,17 @@ func (d *Distributor) Run(ctx context.Context, workers int) {
 // Wait waits for running offers (after Run returned).
 func (d *Distributor) Wait() { d.running.Wait() }
 
+func (d *Distributor) setLive(v bool) { d.mu.Lock(); d.live = v; d.mu.Unlock() }
+
+// deciding reports whether offers may be decided now: Run is on and the
+// distributor is not paused for a rebuild.
+func (d *Distributor) deciding() bool {
+	d.mu.Lock()
+	live := d.live
+	d.mu.Unlock()
+	return live && !d.Paused()
+}
+
 // decideAll makes every offer queue can make now.
 func (d *Distributor) decideAll(ctx context.Context, k kick) {
 	for ctx.Err() == nil && !d.Paused() {
@@ -170,14 +185,29 @@ func (d *Distributor) decideAll(ctx context.Context, k kick) {
 
 // apply stores an appended event in the projection at once (the
 // follower would too, a moment later) and kicks the queues it made
-// offerable. When an earlier event is not applied yet, it waits for the
+// offerable. While deciding, the same script also makes the first offer
+// the event allows, which starts here: no round trip to a worker and to
+// Redis again between an agent becoming available and its phone
+// ringing. When an earlier event is not applied yet, it waits for the
 // follower to catch up.
 func (d *Distributor) apply(ctx context.Context, a eventlog.Appended) (projection.ApplyResult, error) {
 	at := now()
 	for {
-		r, err := d.cfg.Store.Apply(ctx, a.Event, true)
+		var r projection.ApplyResult
+		var o *projection.Offer
+		var err error
+		if d.deciding() {
+			// Not cancelled with the caller's request: a reservation made
+			// in Redis must reach startOffer (or be released there).
+			r, o, err = d.cfg.Store.ApplyAndDecide(context.WithoutCancel(ctx), a.Event, d.cfg.Instance, newID(), at)
+		} else {
+			r, err = d.cfg.Store.Apply(ctx, a.Event, true)
+		}
 		if err != nil {
 			return r, err
+		}
+		if o != nil {
+			d.startOffer(ctx, o, at)
 		}
 		if r.Status != projection.Gap {
 			if r.Status == projection.Applied || r.Status == projection.Ignored {

@@ -50,6 +50,13 @@ func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigg
 	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	run := &offerRun{id: o.ID, queue: o.Queue, member: o.Member, cancel: cancel, legs: map[string]string{}}
 	d.mu.Lock()
+	if !d.live {
+		d.mu.Unlock()
+		// Decided as the distributor stopped: nothing rang yet.
+		d.release(ctx, o, true, agentIDs(o.Agents))
+		cancel()
+		return
+	}
 	if old := d.offers[o.Member.CallID]; old != nil {
 		d.mu.Unlock()
 		// Cannot happen while the projection holds the member as
@@ -60,8 +67,10 @@ func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigg
 		return
 	}
 	d.offers[o.Member.CallID] = run
-	d.mu.Unlock()
+	// Under mu with live: no offer is added once Run has returned and
+	// Wait may have begun.
 	d.running.Add(1)
+	d.mu.Unlock()
 	go func() {
 		defer d.running.Done()
 		defer cancel()

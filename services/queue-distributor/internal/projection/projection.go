@@ -37,6 +37,8 @@ var (
 	applyBatchSrc string
 	//go:embed lua/decide.lua
 	decideSrc string
+	//go:embed lua/apply_decide.lua
+	applyDecideSrc string
 	//go:embed lua/release.lua
 	releaseSrc string
 	//go:embed lua/wake.lua
@@ -58,10 +60,10 @@ type Limits struct {
 
 // Store is the projection in one Redis database under a key prefix.
 type Store struct {
-	rdb                                             redis.UniversalClient
-	prefix                                          string
-	lim                                             Limits
-	apply, applyBatch, decide, release, wake, stats *redis.Script
+	rdb                                                          redis.UniversalClient
+	prefix                                                       string
+	lim                                                          Limits
+	apply, applyDecide, applyBatch, decide, release, wake, stats *redis.Script
 }
 
 // New returns the projection under prefix (e.g. "sy:").
@@ -78,10 +80,19 @@ func New(rdb redis.UniversalClient, prefix string, lim Limits) *Store {
 	if lim.IDWindow <= 0 {
 		lim.IDWindow = 100_000
 	}
-	script := func(body string) *redis.Script { return redis.NewScript(prelude + "\n" + body) }
+	// A script is the prelude, the libraries it uses and what it runs.
+	script := func(parts ...string) *redis.Script {
+		return redis.NewScript(prelude + "\n" + strings.Join(parts, "\n"))
+	}
 	return &Store{rdb: rdb, prefix: prefix, lim: lim,
-		apply: script(eventSrc + "\n" + applySrc), applyBatch: script(eventSrc + "\n" + applyBatchSrc),
-		decide: script(decideSrc), release: script(releaseSrc), wake: script(wakeSrc), stats: script(statsSrc)}
+		apply:       script(eventSrc, applySrc, "return apply_argv()"),
+		applyDecide: script(eventSrc, applySrc, decideSrc, applyDecideSrc),
+		applyBatch:  script(eventSrc, applyBatchSrc),
+		// ARGV: prefix, queue, now (ms), owner, offer id, only this call's
+		// offer, then the limits.
+		decide: script(decideSrc, "return decide(ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], "+
+			"{tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})"),
+		release: script(releaseSrc), wake: script(wakeSrc), stats: script(statsSrc)}
 }
 
 // Client is the Redis client, for readiness checks.
@@ -126,17 +137,67 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 	if strict {
 		mode = "strict"
 	}
+	res, err := s.apply.Run(ctx, s.rdb, nil, s.applyArgs(ev, mode)...).StringSlice()
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply %s #%d (%s %s) to redis: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
+	}
+	return applyResult(res), nil
+}
+
+// ApplyAndDecide is Apply in strict mode followed, in the same script,
+// by Decide in the first queue the event made offerable that has an
+// offer to make (nil: none). The queues are all still in the result:
+// after one offer, more may be possible.
+func (s *Store) ApplyAndDecide(ctx context.Context, ev Event, owner, offerID string, now time.Time) (ApplyResult, *Offer, error) {
+	args := append(s.applyArgs(ev, "strict"), now.UnixMilli(), owner, offerID, s.lim.RingAllMax, s.lim.MemberScan, s.lim.AgentScan)
+	res, err := s.applyDecide.Run(ctx, s.rdb, nil, args...).Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("the script returned %d values, want 2", len(res))
+	}
+	var applied, decided []string
+	if err == nil {
+		applied, err = stringsOf(res[0])
+	}
+	if err == nil {
+		decided, err = stringsOf(res[1])
+	}
+	if err != nil {
+		return ApplyResult{}, nil, fmt.Errorf("apply %s #%d (%s %s) to redis and decide: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
+	}
+	if len(decided) == 0 {
+		return applyResult(applied), nil, nil
+	}
+	o, err := parseOffer(decided[0], offerID, decided[1:])
+	return applyResult(applied), o, err
+}
+
+func (s *Store) applyArgs(ev Event, mode string) []any {
 	data := ev.Data
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
-	res, err := s.apply.Run(ctx, s.rdb, nil, s.prefix, ev.Stream, ev.Seq, ev.Type, ev.ID, string(data), ev.At.UnixMilli(), mode, ev.EventID, s.lim.IDWindow).StringSlice()
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("apply %s #%d (%s %s) to redis: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
-	}
+	return []any{s.prefix, ev.Stream, ev.Seq, ev.Type, ev.ID, string(data), ev.At.UnixMilli(), mode, ev.EventID, s.lim.IDWindow}
+}
+
+func applyResult(res []string) ApplyResult {
 	r := ApplyResult{Status: res[0], Detail: res[1]}
 	r.Queues = res[2:]
-	return r, nil
+	return r
+}
+
+// stringsOf is a script's array of strings.
+func stringsOf(v any) ([]string, error) {
+	vs, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("the script returned %T, want an array", v)
+	}
+	out := make([]string, len(vs))
+	for i, x := range vs {
+		if out[i], ok = x.(string); !ok {
+			return nil, fmt.Errorf("the script returned %T in an array, want strings", x)
+		}
+	}
+	return out, nil
 }
 
 // Gone is the version of a queue (root "queue") or agent ("agent") the
@@ -194,6 +255,11 @@ func (s *Store) Decide(ctx context.Context, queue, owner, offerID, onlyCall stri
 	if err != nil {
 		return nil, fmt.Errorf("decide an offer in queue %s: %w", queue, err)
 	}
+	return parseOffer(queue, offerID, res)
+}
+
+// parseOffer reads decide's result: nil for none.
+func parseOffer(queue, offerID string, res []string) (*Offer, error) {
 	if len(res) < 2 {
 		return nil, nil
 	}

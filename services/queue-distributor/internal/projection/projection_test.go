@@ -551,3 +551,95 @@ func TestStats(t *testing.T) {
 		t.Fatal("stats of a missing queue")
 	}
 }
+
+// ApplyAndDecide is Apply then Decide in one call: fed the same events,
+// a projection that decides inline makes the same offers, to the same
+// agents, and ends in the same state as one applying and deciding apart.
+func TestApplyAndDecideIsApplyThenDecide(t *testing.T) {
+	for _, strategy := range []domain.Strategy{domain.LongestIdle, domain.RingAll} {
+		t.Run(string(strategy), func(t *testing.T) {
+			apart, inline := newFixture(t), newFixture(t)
+			var offersApart, offersInline []string
+			// step applies one event to both: apart decides in every queue
+			// the event named, inline in the same script.
+			step := func(typ, id string, data any) {
+				t.Helper()
+				r := apart.ev(typ, id, data)
+				for _, q := range r.Queues {
+					if got := apart.decide(q); got != nil {
+						offersApart = append(offersApart, fmt.Sprint(q, got))
+						break
+					}
+				}
+				raw, _ := json.Marshal(data)
+				st := domain.Stream(typ)
+				inline.seq[st]++
+				ev := Event{Stream: st, Seq: inline.seq[st], Type: typ, ID: id, Data: raw, At: inline.clock, EventID: fmt.Sprintf("%s-%d", st, inline.seq[st])}
+				ri, o, err := inline.s.ApplyAndDecide(context.Background(), ev, "test", fmt.Sprint("o", inline.clock.UnixNano()), inline.clock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(ri) != fmt.Sprint(r) {
+					t.Fatalf("%s %s: applied inline %+v, apart %+v", typ, id, ri, r)
+				}
+				if o != nil {
+					var ids []string
+					for _, a := range o.Agents {
+						ids = append(ids, a.Agent.ID)
+					}
+					offersInline = append(offersInline, fmt.Sprint(o.Queue, ids))
+				}
+			}
+			for _, f := range []*fixture{apart, inline} {
+				f.queue(domain.Queue{Name: "q", Strategy: strategy})
+				for i := range 3 {
+					f.agent(fmt.Sprint("a", i), "q", 1, i+1, nil)
+				}
+			}
+			at := func() int64 { return apart.clock.UnixMilli() }
+			tick := func() { apart.tick(time.Second); inline.tick(time.Second) }
+			step(domain.AgentStatusChanged, "a1", domain.StatusData{Status: domain.StatusAvailable, At: at()}) // nobody waits
+			tick()
+			step(domain.MemberJoined, "q", domain.MemberData{Member: domain.Member{CallID: "c1", Queue: "q", Node: "fs1", JoinedAt: at()}})
+			tick()
+			step(domain.MemberJoined, "q", domain.MemberData{Member: domain.Member{CallID: "c2", Queue: "q", Node: "fs1", JoinedAt: at()}})
+			tick()
+			step(domain.AgentStatusChanged, "a0", domain.StatusData{Status: domain.StatusAvailable, At: at()})
+			tick()
+			step(domain.AgentStatusChanged, "a2", domain.StatusData{Status: domain.StatusOnBreak, At: at()}) // offers nothing
+			if len(offersApart) != 2 || fmt.Sprint(offersInline) != fmt.Sprint(offersApart) {
+				t.Fatalf("offers inline %v, apart %v (want two, the same)", offersInline, offersApart)
+			}
+			a, err := apart.s.Checksum(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			i, err := inline.s.Checksum(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a != i {
+				t.Fatalf("state after the same events differs: inline %s, apart %s", i, a)
+			}
+		})
+	}
+}
+
+// A gap (an earlier event not applied yet) applies nothing and decides
+// nothing.
+func TestApplyAndDecideDecidesNothingOnAGap(t *testing.T) {
+	f := newFixture(t)
+	f.queue(domain.Queue{Name: "q"})
+	f.agent("a", "q", 1, 1, nil)
+	f.join("q", "c", 0, nil)
+	raw, _ := json.Marshal(domain.StatusData{Status: domain.StatusAvailable, At: f.clock.UnixMilli()})
+	st := domain.Stream(domain.AgentStatusChanged)
+	ev := Event{Stream: st, Seq: f.seq[st] + 2, Type: domain.AgentStatusChanged, ID: "a", Data: raw, At: f.clock}
+	r, o, err := f.s.ApplyAndDecide(context.Background(), ev, "test", "o1", f.clock)
+	if err != nil || r.Status != Gap || o != nil {
+		t.Fatalf("got %+v, offer %v, err %v; want a gap and no offer", r, o, err)
+	}
+	if got := f.decide("q"); got != nil {
+		t.Fatalf("agent offered %v though its becoming available was not applied", got)
+	}
+}
