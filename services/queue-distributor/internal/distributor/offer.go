@@ -93,20 +93,18 @@ func (d *Distributor) release(ctx context.Context, o *projection.Offer, member b
 	}
 }
 
-// claim stores a reservation's events — each agent's
-// agent.state.changed(offered) and the member's queue.member.offered — all
-// at once (they are different aggregates, and the ring waits for them:
-// one JetStream round trip, not one per event). Agents whose event could
-// not be stored (changed concurrently) are released and not rung. If none
-// is left, the member's offer is undone: by queue.member.requeued when its
-// offered event was stored, else in Redis (first tells a reservation that
-// starts an offer from one that widens a running one, which the agents
-// already ringing keep). It returns the agents now offered.
+// claim stores each reserved agent's agent.state.changed(offered), all
+// at once (different aggregates: one JetStream round trip, not one per
+// agent). Agents whose event could not be stored (changed concurrently)
+// are released and not rung; it returns the agents now offered. The
+// member's queue.member.offered is not checked against anything, so the
+// ring does not wait for it: runOffer stores it once the agents ring
+// (memberOffered). When none is left of a first reservation, the
+// member's offer is stored and undone by queue.member.requeued (the
+// history says why), or released in Redis if it cannot be stored.
 func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Offer, first bool) []domain.Agent {
 	legs := make([]string, len(o.Agents))
 	errs := make([]error, len(o.Agents))
-	ids := agentIDs(o.Agents)
-	var memberErr error
 	var wg sync.WaitGroup
 	for i, a := range o.Agents {
 		legs[i] = newID()
@@ -115,14 +113,7 @@ func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Of
 			_, errs[i] = d.cfg.Log.Append(ctx, o.ID+"-offered-"+a.Agent.ID, domain.AgentStateChanged, a.Agent.ID, o.Member.CallID, data, int64(a.Version))
 		})
 	}
-	wg.Go(func() {
-		_, memberErr = d.cfg.Log.Append(ctx, fmt.Sprintf("%s-member-%s", o.ID, strings.Join(ids, ",")), domain.MemberOffered, o.Queue, o.Member.CallID,
-			domain.OfferData{CallID: o.Member.CallID, OfferID: o.ID, Agents: ids, At: now().UnixMilli()}, eventlog.Any)
-	})
 	wg.Wait()
-	if memberErr != nil {
-		d.log.Error("cannot store queue.member.offered", "callid", o.Member.CallID, "err", memberErr)
-	}
 	var got []domain.Agent
 	var lost []string
 	for i, a := range o.Agents {
@@ -136,24 +127,50 @@ func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Of
 		run.mu.Unlock()
 		got = append(got, a.Agent)
 	}
-	if len(lost) > 0 {
-		d.release(ctx, o, first && len(got) == 0 && memberErr != nil, lost)
-	}
-	if first && len(got) == 0 && memberErr == nil {
-		// What beat the offer is in the log: let the projection hold it
-		// before the member is looked at again, and pause a moment, so a
-		// projection that disagrees with the log for longer (a bug, a
-		// hand edit) costs two events every lostClaimPause, not a loop.
-		if err := d.catchUp(ctx, domain.Stream(domain.AgentStateChanged)); err != nil {
-			d.log.Warn("projection behind the agents' log", "err", err)
+	if !first || len(got) > 0 {
+		if len(lost) > 0 {
+			d.release(ctx, o, false, lost)
 		}
-		time.Sleep(lostClaimPause)
-		if _, err := d.append(ctx, o.ID+"-requeued", domain.MemberRequeued, o.Queue, o.Member.CallID,
-			domain.MemberEndData{CallID: o.Member.CallID, OfferID: o.ID, Reason: "agents_changed", At: now().UnixMilli()}, eventlog.Any); err != nil {
-			d.log.Error("cannot requeue a member whose agents changed", "callid", o.Member.CallID, "err", err)
-		}
+		return got
 	}
-	return got
+	if err := d.memberOffered(ctx, o, lost); err != nil {
+		d.release(ctx, o, true, lost)
+		return nil
+	}
+	d.release(ctx, o, false, lost)
+	// What beat the offer is in the log: let the projection hold it
+	// before the member is looked at again, and pause a moment, so a
+	// projection that disagrees with the log for longer (a bug, a hand
+	// edit) costs two events every lostClaimPause, not a loop.
+	if err := d.catchUp(ctx, domain.Stream(domain.AgentStateChanged)); err != nil {
+		d.log.Warn("projection behind the agents' log", "err", err)
+	}
+	time.Sleep(lostClaimPause)
+	if _, err := d.append(ctx, o.ID+"-requeued", domain.MemberRequeued, o.Queue, o.Member.CallID,
+		domain.MemberEndData{CallID: o.Member.CallID, OfferID: o.ID, Reason: "agents_changed", At: now().UnixMilli()}, eventlog.Any); err != nil {
+		d.log.Error("cannot requeue a member whose agents changed", "callid", o.Member.CallID, "err", err)
+	}
+	return nil
+}
+
+// memberOffered stores the member's queue.member.offered naming the
+// agents of the offer. Stored before anything the ring's outcome appends
+// about the member: runOffer waits for it before reading results.
+func (d *Distributor) memberOffered(ctx context.Context, o *projection.Offer, agents []string) error {
+	_, err := d.cfg.Log.Append(ctx, fmt.Sprintf("%s-member-%s", o.ID, strings.Join(agents, ",")), domain.MemberOffered, o.Queue, o.Member.CallID,
+		domain.OfferData{CallID: o.Member.CallID, OfferID: o.ID, Agents: agents, At: now().UnixMilli()}, eventlog.Any)
+	if err != nil {
+		d.log.Error("cannot store queue.member.offered", "callid", o.Member.CallID, "err", err)
+	}
+	return err
+}
+
+func idsOf(as []domain.Agent) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
 }
 
 func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection.Offer, trigger time.Time) {
@@ -182,6 +199,7 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 		}
 	}
 	ring(agents)
+	_ = d.memberOffered(bg, o, idsOf(agents)) // logged; the ring goes on as before
 	// Read after the ring goes out: it is not needed for it.
 	q, err := d.cfg.Store.Queue(bg, o.Queue)
 	if err != nil {
@@ -219,7 +237,10 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 				continue // no decision on a projection being rebuilt
 			}
 			if next, err := d.cfg.Store.Decide(bg, o.Queue, d.cfg.Instance, o.ID, o.Member.CallID, now()); err == nil && next != nil {
-				ring(d.claim(bg, run, next, false))
+				if as := d.claim(bg, run, next, false); len(as) > 0 {
+					ring(as)
+					_ = d.memberOffered(bg, next, idsOf(as))
+				}
 			}
 			continue
 		case r := <-results:
