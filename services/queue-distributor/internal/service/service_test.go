@@ -197,6 +197,44 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	return zero
 }
 
+// history is what stream holds about a call: each event's type, in
+// order, with the agents it names.
+func (e *env) history(stream, callID string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	c, err := e.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	last, err := e.svc.elog.Last(ctx, stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for seq := uint64(0); seq < last; {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			e.t.Fatalf("read %s after #%d of %d: %v", stream, seq, last, err)
+		}
+		md, _ := m.Metadata()
+		seq = md.Sequence.Stream
+		env, err := events.Parse(m.Data())
+		if err != nil || env.CallID != callID {
+			continue
+		}
+		var d struct {
+			Agents []string `json:"agents"`
+		}
+		_ = json.Unmarshal(env.Data, &d)
+		if len(d.Agents) > 0 {
+			out = append(out, fmt.Sprintf("%s%v", env.Type, d.Agents))
+		} else {
+			out = append(out, env.Type)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 func (e *env) setup(strategy string, agents ...string) {
 	e.do("PUT", "/v1/queues/support", map[string]any{"strategy": strategy, "wrap_up_seconds": 0}, 201)
 	for i, a := range agents {
@@ -242,6 +280,11 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 		t.Fatalf("outcome %+v", o)
 	}
 	e.eventually("agent idle after wrap-up", func() bool { _, st := e.agentState("1001"); return st == "idle" })
+	// The queue's log tells the call's story in order, the offer naming
+	// the agent rung (it is stored as the agent rings, not before).
+	if got := e.history("QUEUES", "c-1"); got != "queue.member.joined queue.member.offered[1001] queue.member.answered" {
+		t.Fatalf("the call's history in QUEUES: %s", got)
+	}
 	st := e.do("GET", "/v1/queues/support/stats", nil, 200)
 	if st["answered"] != 1.0 || st["waiting"] != 0.0 {
 		t.Fatalf("stats %v", st)
