@@ -28,6 +28,10 @@ import (
 var servers *testinfra.Servers
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(echoEnv); addr != "" {
+		echoTo(addr) // BenchmarkLoopbackTCPRoundTrip's other process
+		return
+	}
 	os.Exit(testinfra.Main(m, &servers, testinfra.WithNATS))
 }
 
