@@ -200,6 +200,12 @@ func (d *Distributor) apply(ctx context.Context, a eventlog.Appended) (projectio
 			// Not cancelled with the caller's request: a reservation made
 			// in Redis must reach startOffer (or be released there).
 			r, o, err = d.cfg.Store.ApplyAndDecide(context.WithoutCancel(ctx), a.Event, d.cfg.Instance, newID(), at)
+			if derr := (*projection.DecideError)(nil); errors.As(err, &derr) {
+				// The event is applied; the workers kicked below decide
+				// again (a reservation left half made is recovered).
+				d.log.Error("cannot decide offers", "queues", r.Queues, "err", err)
+				err = nil
+			}
 		} else {
 			r, err = d.cfg.Store.Apply(ctx, a.Event, true)
 		}

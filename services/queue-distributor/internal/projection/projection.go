@@ -147,12 +147,13 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 // ApplyAndDecide is Apply in strict mode followed, in the same script,
 // by Decide in the first queue the event made offerable that has an
 // offer to make (nil: none). The queues are all still in the result:
-// after one offer, more may be possible.
+// after one offer, more may be possible. A decision that fails leaves
+// the event applied: the result is returned with a *DecideError.
 func (s *Store) ApplyAndDecide(ctx context.Context, ev Event, owner, offerID string, now time.Time) (ApplyResult, *Offer, error) {
 	args := append(s.applyArgs(ev, "strict"), now.UnixMilli(), owner, offerID, s.lim.RingAllMax, s.lim.MemberScan, s.lim.AgentScan)
 	res, err := s.applyDecide.Run(ctx, s.rdb, nil, args...).Slice()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("the script returned %d values, want 2", len(res))
+	if err == nil && len(res) != 3 {
+		err = fmt.Errorf("the script returned %d values, want 3", len(res))
 	}
 	var applied, decided []string
 	if err == nil {
@@ -164,12 +165,25 @@ func (s *Store) ApplyAndDecide(ctx context.Context, ev Event, owner, offerID str
 	if err != nil {
 		return ApplyResult{}, nil, fmt.Errorf("apply %s #%d (%s %s) to redis and decide: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
 	}
+	r := applyResult(applied)
+	if msg, _ := res[2].(string); msg != "" {
+		return r, nil, &DecideError{errors.New(msg)}
+	}
 	if len(decided) == 0 {
-		return applyResult(applied), nil, nil
+		return r, nil, nil
 	}
 	o, err := parseOffer(decided[0], offerID, decided[1:])
-	return applyResult(applied), o, err
+	if err != nil {
+		return r, nil, &DecideError{err}
+	}
+	return r, o, nil
 }
+
+// DecideError is a decision that failed after its event was applied.
+type DecideError struct{ Err error }
+
+func (e *DecideError) Error() string { return "decide an offer: " + e.Err.Error() }
+func (e *DecideError) Unwrap() error { return e.Err }
 
 func (s *Store) applyArgs(ev Event, mode string) []any {
 	data := ev.Data

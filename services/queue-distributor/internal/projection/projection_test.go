@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -641,5 +642,28 @@ func TestApplyAndDecideDecidesNothingOnAGap(t *testing.T) {
 	}
 	if got := f.decide("q"); got != nil {
 		t.Fatalf("agent offered %v though its becoming available was not applied", got)
+	}
+}
+
+// A decision that fails (a queue's configuration edited into something
+// unreadable) does not fail or undo the event applied before it.
+func TestApplyAndDecideKeepsTheEventWhenTheDecisionFails(t *testing.T) {
+	f := newFixture(t)
+	f.queue(domain.Queue{Name: "q"})
+	f.agent("a", "q", 1, 1, nil)
+	f.join("q", "c", 0, nil)
+	if err := f.s.rdb.HSet(context.Background(), f.s.key("q", "q"), "cfg", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(domain.StatusData{Status: domain.StatusAvailable, At: f.clock.UnixMilli()})
+	st := domain.Stream(domain.AgentStatusChanged)
+	ev := Event{Stream: st, Seq: f.seq[st] + 1, Type: domain.AgentStatusChanged, ID: "a", Data: raw, At: f.clock}
+	r, o, err := f.s.ApplyAndDecide(context.Background(), ev, "test", "o1", f.clock)
+	var derr *DecideError
+	if !errors.As(err, &derr) || r.Status != Applied || o != nil {
+		t.Fatalf("got %+v, offer %v, err %v; want the event applied and a DecideError", r, o, err)
+	}
+	if a, err := f.s.Agent(context.Background(), "a"); err != nil || a.Status != domain.StatusAvailable || a.State != domain.StateIdle {
+		t.Fatalf("agent after the event: %+v %v", a, err)
 	}
 }
