@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
@@ -20,20 +21,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, errOut io.Writer) (int, error) {
 	var cfg service.Config
-	set := config.New("connector-proxy")
-	set.Getenv(getenv)
-	set.SetOutput(errOut)
-	cfg.Flags(set)
-	if err := set.Parse(args); err != nil {
-		return 2, err
-	}
-	log, err := config.Logger(errOut, cfg.LogLevel, "connector-proxy", cfg.Instance)
-	if err != nil {
-		return 2, err
-	}
-	svc, err := service.New(cfg, log)
-	if err != nil {
-		return 1, err
-	}
-	return 0, svc.Run(ctx)
+	return config.Command{Name: "connector-proxy", Flags: cfg.Flags, LogLevel: &cfg.LogLevel, Instance: &cfg.Instance,
+		Start: func(log *slog.Logger) (config.Runner, error) { return service.New(cfg, log) },
+	}.Serve(ctx, args, getenv, errOut)
 }

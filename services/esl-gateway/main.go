@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
@@ -27,20 +28,8 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	var cfg service.Config
-	set := config.New("esl-gateway")
-	set.Getenv(getenv)
-	set.SetOutput(out)
-	cfg.Flags(set)
-	if err := set.Parse(args); err != nil {
-		return err
-	}
-	log, err := config.Logger(out, cfg.LogLevel, "esl-gateway", cfg.Instance)
-	if err != nil {
-		return err
-	}
-	svc, err := service.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
+	_, err := config.Command{Name: "esl-gateway", Flags: cfg.Flags, LogLevel: &cfg.LogLevel, Instance: &cfg.Instance,
+		Start: func(log *slog.Logger) (config.Runner, error) { return service.New(cfg, log) },
+	}.Serve(ctx, args, getenv, out)
+	return err
 }

@@ -10,9 +10,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
@@ -34,26 +33,12 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) (int, error)
 	return serve(ctx, args, os.Getenv, errOut)
 }
 
-// serve runs the service; `policy-runner test …` is the other command.
+// serve runs the service; `policy-runner test …` and `replay …` are the others.
 func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer) (int, error) {
 	var cfg service.Config
-	set := config.New("policy-runner")
-	set.Getenv(getenv)
-	set.SetOutput(out)
-	cfg.Flags(set)
-	if err := set.Parse(args); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			fmt.Fprintln(out, "\nOther commands:\n  policy-runner test <policy.lua> --call call.json [--lib dir] [--schedules file]\n  policy-runner replay <call-uuid> [--nats-url url] [--lib dir] [--policy file.lua]")
-		}
-		return 2, err
-	}
-	log, err := config.Logger(out, cfg.LogLevel, "policy-runner", cfg.Instance)
-	if err != nil {
-		return 2, err
-	}
-	svc, err := service.New(cfg, log)
-	if err != nil {
-		return 1, err
-	}
-	return 0, svc.Run(ctx)
+	return config.Command{Name: "policy-runner", Flags: cfg.Flags, LogLevel: &cfg.LogLevel, Instance: &cfg.Instance,
+		Others: "  policy-runner test <policy.lua> --call call.json [--lib dir] [--schedules file]\n" +
+			"  policy-runner replay <call-uuid> [--nats-url url] [--lib dir] [--policy file.lua]",
+		Start: func(log *slog.Logger) (config.Runner, error) { return service.New(cfg, log) },
+	}.Serve(ctx, args, getenv, out)
 }

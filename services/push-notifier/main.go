@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
@@ -21,20 +22,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, errOut io.Writer) (int, error) {
 	var cfg service.Config
-	set := config.New("push-notifier")
-	set.Getenv(getenv)
-	set.SetOutput(errOut)
-	cfg.Flags(set)
-	if err := set.Parse(args); err != nil {
-		return 2, err
-	}
-	log, err := config.Logger(errOut, cfg.LogLevel, "push-notifier", cfg.Instance)
-	if err != nil {
-		return 2, err
-	}
-	svc, err := service.New(cfg, log)
-	if err != nil {
-		return 1, err
-	}
-	return 0, svc.Run(ctx)
+	return config.Command{Name: "push-notifier", Flags: cfg.Flags, LogLevel: &cfg.LogLevel, Instance: &cfg.Instance,
+		Start: func(log *slog.Logger) (config.Runner, error) { return service.New(cfg, log) },
+	}.Serve(ctx, args, getenv, errOut)
 }

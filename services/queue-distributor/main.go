@@ -9,9 +9,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/switchyard-voice/switchyard/pkg/config"
@@ -33,23 +32,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 		return checksumCommand(ctx, args[1:], getenv, out, errOut)
 	}
 	var cfg service.Config
-	set := config.New("queue-distributor")
-	set.Getenv(getenv)
-	set.SetOutput(errOut)
-	cfg.Flags(set)
-	if err := set.Parse(args); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			fmt.Fprintln(errOut, "\nOther commands:\n  queue-distributor rebuild [--nats-url url] [--redis-url url] [--redis-prefix p]\n  queue-distributor checksum [--redis-url url] [--redis-prefix p]")
-		}
-		return 2, err
-	}
-	log, err := config.Logger(errOut, cfg.LogLevel, "queue-distributor", cfg.Instance)
-	if err != nil {
-		return 2, err
-	}
-	svc, err := service.New(cfg, log)
-	if err != nil {
-		return 1, err
-	}
-	return 0, svc.Run(ctx)
+	return config.Command{Name: "queue-distributor", Flags: cfg.Flags, LogLevel: &cfg.LogLevel, Instance: &cfg.Instance,
+		Others: "  queue-distributor rebuild [--nats-url url] [--redis-url url] [--redis-prefix p]\n" +
+			"  queue-distributor checksum [--redis-url url] [--redis-prefix p]",
+		Start: func(log *slog.Logger) (config.Runner, error) { return service.New(cfg, log) },
+	}.Serve(ctx, args, getenv, errOut)
 }
