@@ -52,6 +52,10 @@ func (s Secret) MarshalJSON() ([]byte, error) {
 // Reveal is the secret's value.
 func (s Secret) Reveal() string { return string(s) }
 
+// DefaultMaxRecords is a query's bound on records across pages when its
+// connector sets none.
+const DefaultMaxRecords = 2000
+
 // Connector is one connector of an org, as stored and as PUT.
 type Connector struct {
 	Org         string `json:"org"`
@@ -66,7 +70,7 @@ type Connector struct {
 	StaleForSeconds *int `json:"stale_for_seconds,omitempty"`
 	// Retries of a failed read, inside the deadline (nil: --retries).
 	Retries *int `json:"retries,omitempty"`
-	// MaxRecords bounds a query's records across pages (0: 2000).
+	// MaxRecords bounds a query's records across pages (0: DefaultMaxRecords).
 	MaxRecords int `json:"max_records,omitempty"`
 
 	Salesforce *SalesforceSettings `json:"salesforce,omitempty"`
@@ -160,7 +164,7 @@ func (c *Connector) Validate() error {
 		}
 	}
 	if c.MaxRecords < 0 || c.MaxRecords > 50000 {
-		return Invalid("max_records", "max_records: want 1-50000 (0: 2000)")
+		return Invalid("max_records", "max_records: want 1-50000 (0: %d)", DefaultMaxRecords)
 	}
 	set := 0
 	for _, p := range []bool{c.Salesforce != nil, c.SOAP != nil, c.CoreAPI != nil, c.HTTP != nil} {

@@ -48,7 +48,7 @@ func New(opts Options) *Connector {
 		opts.Client = upstream.NewClient()
 	}
 	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = 4 << 20
+		opts.MaxBytes = upstream.DefaultMaxBytes
 	}
 	org := opts.Settings.OrgID
 	if org == "" {

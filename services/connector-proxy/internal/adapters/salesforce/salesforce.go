@@ -63,10 +63,10 @@ func New(opts Options) (*Connector, error) {
 		opts.Client = upstream.NewClient()
 	}
 	if opts.MaxRecords <= 0 {
-		opts.MaxRecords = 2000
+		opts.MaxRecords = domain.DefaultMaxRecords
 	}
 	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = 4 << 20
+		opts.MaxBytes = upstream.DefaultMaxBytes
 	}
 	c := &Connector{opts: opts, version: opts.Settings.APIVersion}
 	if c.version == "" {

@@ -17,6 +17,10 @@ import (
 	"github.com/switchyard-voice/switchyard/services/connector-proxy/internal/domain"
 )
 
+// DefaultMaxBytes bounds a response body when a connector is given no
+// bound (the service passes --max-result-bytes).
+const DefaultMaxBytes = 4 << 20
+
 // NewClient is the HTTP client connectors share. Requests are bounded by
 // their context (the caller's deadline); the client's own limits only
 // catch what a context cannot (a dial that hangs without one).
