@@ -297,32 +297,30 @@ func stillOffered(qd *qdProc, once []string) []string {
 
 // settled waits until every caller accepted in the rig's queue has its
 // outcome, nobody is in that queue and its agents are available and idle.
+// pending are the callers of the rig's queue without an outcome yet.
+func (r *queueRig) pending() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for c, q := range r.joined {
+		if _, ok := r.outcomes[c]; !ok && q == r.queue {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (r *queueRig) settled(qd *qdProc, agents int, within time.Duration) {
 	r.t.Helper()
 	var why string
 	defer func() {
 		if r.t.Failed() {
 			r.t.Logf("not settled: %s", why)
-			r.mu.Lock()
-			var pending []string
-			for c, q := range r.joined {
-				if _, ok := r.outcomes[c]; !ok && q == r.queue {
-					pending = append(pending, c)
-				}
-			}
-			r.mu.Unlock()
-			r.logCallEvents(pending)
+			r.logCallEvents(r.pending())
 		}
 	}()
 	eventually(r.t, within, "the dust to settle", func() bool {
-		r.mu.Lock()
-		var pending []string
-		for c, q := range r.joined {
-			if _, ok := r.outcomes[c]; !ok && q == r.queue {
-				pending = append(pending, c)
-			}
-		}
-		r.mu.Unlock()
+		pending := r.pending()
 		members := qd.do("GET", "/v1/queues/"+r.queue+"/members", nil, 200)["members"].([]any)
 		byState, offered := agentStates(qd)
 		why = fmt.Sprintf("%d callers without outcome %v, %d members, agents %v, offered %v", len(pending), first(pending, 5), len(members), byState, offered)
