@@ -7,12 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/switchyard-voice/switchyard/pkg/fssim"
+
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/queuectl"
-	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
-	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/rebuild"
 )
 
 // A caller who left one queue (its max wait passed) is queued in another
@@ -144,26 +141,7 @@ func TestRebuildKeepsOutcomesAndHeldPlaces(t *testing.T) {
 		t.Fatalf("c-23 joined at %d, want c-22's place %d", again.Member.JoinedAt, held.Member.JoinedAt)
 	}
 
-	e.eventually("projection caught up", func() bool {
-		for _, s := range []string{"QUEUES", "AGENTS"} {
-			got, _ := e.svc.store.LastApplied(ctx, s)
-			last, err := e.svc.elog.Last(ctx, s)
-			if err != nil || got != last {
-				return false
-			}
-		}
-		return true
-	})
-	rdb := redis.NewClient(&redis.Options{Addr: servers.Redis.Addr()})
-	defer rdb.Close()
-	other := projection.New(rdb, "rebuilt-"+e.prefix, projection.Limits{})
-	res, err := rebuild.Run(ctx, e.js, other)
-	if err != nil {
-		t.Fatalf("rebuild: %v", err)
-	}
-	if live, _ := e.svc.store.Checksum(ctx); res.Checksum != live {
-		t.Fatalf("rebuilt checksum %s, live %s", res.Checksum, live)
-	}
+	other := e.rebuildMatchesLive()
 	for cid, want := range map[string]string{"c-20": `"outcome":"abandoned"`, "c-21": `"outcome":"timeout"`, "c-23": ""} {
 		b, err := other.LoadOutcome(ctx, cid)
 		if err != nil || !strings.Contains(string(b), want) || (want == "") != (b == nil) {

@@ -290,12 +290,20 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 		t.Fatalf("stats %v", st)
 	}
 
-	// The log rebuilt into an empty projection is the live one (once the
-	// live one holds every event).
+	// The log rebuilt into an empty projection is the live one.
+	e.rebuildMatchesLive()
+}
+
+// rebuildMatchesLive waits until the live projection holds every event,
+// replays the log into an empty projection under another prefix and
+// fails unless both checksums are equal. It returns the rebuilt one.
+func (e *env) rebuildMatchesLive() *projection.Store {
+	e.t.Helper()
+	ctx := context.Background()
 	e.eventually("projection caught up", func() bool {
 		for _, s := range []string{"QUEUES", "AGENTS"} {
-			got, _ := e.svc.store.LastApplied(context.Background(), s)
-			last, err := e.svc.elog.Last(context.Background(), s)
+			got, _ := e.svc.store.LastApplied(ctx, s)
+			last, err := e.svc.elog.Last(ctx, s)
 			if err != nil || got != last {
 				return false
 			}
@@ -303,16 +311,16 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 		return true
 	})
 	rdb := redis.NewClient(&redis.Options{Addr: servers.Redis.Addr()})
-	defer rdb.Close()
+	e.t.Cleanup(func() { rdb.Close() })
 	other := projection.New(rdb, "rebuilt-"+e.prefix, projection.Limits{})
-	res, err := rebuild.Run(context.Background(), e.js, other)
+	res, err := rebuild.Run(ctx, e.js, other)
 	if err != nil || res.Events == 0 {
-		t.Fatalf("rebuild: %+v %v", res, err)
+		e.t.Fatalf("rebuild: %+v %v", res, err)
 	}
-	again, _ := e.svc.store.Checksum(context.Background())
-	if res.Checksum != again {
-		t.Fatalf("rebuilt checksum %s, live %s", res.Checksum, again)
+	if live, _ := e.svc.store.Checksum(ctx); res.Checksum != live {
+		e.t.Fatalf("rebuilt checksum %s, live %s", res.Checksum, live)
 	}
+	return other
 }
 
 func TestNoAnswerGoesToNextAgentAndBreaksTheFirst(t *testing.T) {
