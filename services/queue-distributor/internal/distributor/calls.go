@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ type CallEvent struct {
 	CallID   string
 	Digit    string
 	OtherLeg string
+	// Redelivered: an instance took this event before and did not
+	// acknowledge it (it died, or failed handling it).
+	Redelivered bool
 }
 
 // HandleCall reacts to a caller's channel: a hang-up ends its wait (and
@@ -36,13 +40,13 @@ func (d *Distributor) HandleCall(ctx context.Context, ev CallEvent) error {
 			return d.bridgeEnded(ctx, agent, ev.CallID)
 		}
 		if ev.Type == "call.hangup" {
-			return d.memberGone(ctx, ev.CallID, "caller hung up")
+			return d.memberGone(ctx, ev.CallID, "caller hung up", ev.Redelivered)
 		}
-		return d.notMember(ctx)
+		return d.notMember(ctx, ev.CallID, ev.Redelivered)
 	case "call.dtmf":
 		m, err := d.cfg.Store.Member(ctx, ev.CallID)
 		if errors.Is(err, projection.ErrNotFound) {
-			return d.notMember(ctx)
+			return d.notMember(ctx, ev.CallID, ev.Redelivered)
 		}
 		if err != nil {
 			return err
@@ -83,10 +87,10 @@ func (d *Distributor) CancelLocal(callID string) {
 }
 
 // memberGone ends a member whose caller hung up.
-func (d *Distributor) memberGone(ctx context.Context, callID, why string) error {
+func (d *Distributor) memberGone(ctx context.Context, callID, why string, redelivered bool) error {
 	m, err := d.cfg.Store.Member(ctx, callID)
 	if errors.Is(err, projection.ErrNotFound) {
-		return d.notMember(ctx)
+		return d.notMember(ctx, callID, redelivered)
 	}
 	if err != nil {
 		return err
@@ -98,11 +102,28 @@ func (d *Distributor) memberGone(ctx context.Context, callID, why string) error 
 
 // notMember is a call event for a call the projection does not know: not
 // a caller (nothing to do), unless the projection lost its state — then
-// ErrRebuilding has the event delivered again once it is rebuilt.
-func (d *Distributor) notMember(ctx context.Context) error {
+// ErrRebuilding has the event delivered again once it is rebuilt. A
+// redelivered event's first handling may have stored the call's end and
+// died before telling the caller side: the outcome the projection kept
+// is told again (a second telling of the same outcome is harmless; the
+// caller side takes the first).
+func (d *Distributor) notMember(ctx context.Context, callID string, redelivered bool) error {
 	if d.cfg.Lost != nil && d.cfg.Lost(ctx) {
 		return ErrRebuilding
 	}
+	if !redelivered {
+		return nil
+	}
+	b, err := d.cfg.Store.LoadOutcome(ctx, callID)
+	if err != nil {
+		return err
+	}
+	var o Outcome
+	if b == nil || json.Unmarshal(b, &o) != nil || o.Outcome == "" {
+		return nil
+	}
+	d.log.Info("telling a call's outcome again: its event came back unacknowledged", "callid", callID, "outcome", o.Outcome)
+	d.cfg.Notify.Outcome(callID, o)
 	return nil
 }
 

@@ -376,7 +376,7 @@ func (d *Distributor) bridge(ctx context.Context, run *offerRun, o *projection.O
 		}
 		run.mu.Unlock()
 		d.decline(ctx, run, o, ringResult{agent: r.agent, leg: r.leg, err: &gateway.Error{Code: "command_failed", Cause: "ORIGINATOR_CANCEL"}})
-		d.memberGone(ctx, cid, "bridge failed: "+err.Error())
+		d.memberGone(ctx, cid, "bridge failed: "+err.Error(), false)
 		return
 	}
 	at := now().UnixMilli()

@@ -281,7 +281,11 @@ func (s *Service) handleCallMsg(m jetstream.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := s.d.HandleCall(ctx, distributor.CallEvent{Type: env.Type, CallID: data.CallID, Digit: data.Digit, OtherLeg: data.OtherLeg}); err != nil {
+	redelivered := false
+	if md, err := m.Metadata(); err == nil {
+		redelivered = md.NumDelivered > 1
+	}
+	if err := s.d.HandleCall(ctx, distributor.CallEvent{Type: env.Type, CallID: data.CallID, Digit: data.Digit, OtherLeg: data.OtherLeg, Redelivered: redelivered}); err != nil {
 		s.log.Warn("call event not handled; will be redelivered", "callid", data.CallID, "type", env.Type, "err", err)
 		_ = m.NakWithDelay(time.Second)
 		return

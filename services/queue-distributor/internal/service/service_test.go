@@ -255,6 +255,11 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 		t.Fatalf("enqueue: %+v", r)
 	}
 	e.eventually("agent in call", func() bool { _, st := e.agentState("1001"); return st == "in_call" })
+	// The same request again (its first answer lost on the way) while
+	// the caller talks: no second join, no second offer.
+	if again := e.enqueue(queuectl.EnqueueRequest{CallID: "c-1", Queue: "support", Node: "fs1", CallerNumber: "+4420"}); again.Error != nil || again.State != "bridged" || again.Member != nil {
+		t.Fatalf("enqueue of a bridged caller: %+v", again)
+	}
 	// The originate rang the agent's contact with the member's variables,
 	// and the bridge joined caller and agent leg.
 	var orig, bridge string
@@ -292,6 +297,44 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 
 	// The log rebuilt into an empty projection is the live one.
 	e.rebuildMatchesLive()
+}
+
+// An instance can die after storing a call's end and before telling the
+// caller side; the call event it took comes back to another instance,
+// which finds nothing left to do. It tells the kept outcome again — only
+// for a redelivered event: a first delivery about a call that is no
+// member is nothing to tell.
+func TestRedeliveredCallEventTellsTheKeptOutcomeAgain(t *testing.T) {
+	e := newEnv(t)
+	e.sim.SetEndpoint("user/1001", fssim.Endpoint{AnswerAfter: 20 * time.Millisecond})
+	e.setup("longest-idle-agent", "1001")
+	e.caller("c-1")
+	outs := e.outcomes("c-1")
+	e.enqueue(queuectl.EnqueueRequest{CallID: "c-1", Queue: "support", Node: "fs1"})
+	e.eventually("agent in call", func() bool { _, st := e.agentState("1001"); return st == "in_call" })
+	e.callEvent("c-1", "unbridged", map[string]any{})
+	if o := wait(t, outs, "outcome"); o.Outcome != "answered" {
+		t.Fatalf("outcome %+v", o)
+	}
+	ctx := context.Background()
+	for _, typ := range []string{"call.unbridged", "call.hangup"} {
+		if err := e.svc.d.HandleCall(ctx, distributor.CallEvent{Type: typ, CallID: "c-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.d.HandleCall(ctx, distributor.CallEvent{Type: typ, CallID: "c-1", Redelivered: true}); err != nil {
+			t.Fatal(err)
+		}
+		// One telling per redelivery; a first delivery's would be left
+		// over for the check below.
+		if o := wait(t, outs, typ+" redelivered"); o.Outcome != "answered" || o.Agent != "1001" || o.Queue != "support" {
+			t.Fatalf("told again after %s: %+v", typ, o)
+		}
+	}
+	select {
+	case o := <-outs:
+		t.Fatalf("an outcome told too many times: %+v", o)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 // rebuildMatchesLive waits until the live projection holds every event,

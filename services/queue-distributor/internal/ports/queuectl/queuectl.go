@@ -124,6 +124,12 @@ func (s *Server) enqueue(ctx context.Context, body []byte) Reply {
 		// the policy may queue again.
 		return *done
 	}
+	if agent, err := s.Store.AgentInCall(ctx, req.CallID); err == nil && agent != "" {
+		// Bridged to an agent of this join (a retried request, its first
+		// answer lost): joining again would offer a caller who is talking.
+		// The outcome comes when the agent's call ends.
+		return Reply{State: "bridged"}
+	}
 	m, err := s.D.Join(ctx, domain.Member{CallID: req.CallID, Queue: req.Queue, Node: req.Node, Priority: req.Priority,
 		Skills: req.Skills, CallerNumber: req.CallerNumber, CallerName: req.CallerName, MaxWait: req.MaxWait})
 	if errors.Is(err, distributor.ErrNoAgents) {
