@@ -94,7 +94,8 @@ type Distributor struct {
 	running sync.WaitGroup
 	wakeC   chan struct{}
 
-	suspects map[string]bool // offers seen orphaned on the last recovery pass (Timers' goroutine only)
+	suspects map[string]bool      // offers seen orphaned on the last recovery pass (Timers' goroutine only)
+	lostAt   map[string]time.Time // agents whose claim failed lately, when (under mu; mayRingEarly)
 
 	pauseMu sync.Mutex
 	resumed chan struct{} // non-nil while paused; closed by Resume
@@ -111,7 +112,7 @@ func New(cfg Config) *Distributor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Distributor{cfg: cfg, log: cfg.Logger, kickC: make(chan kick, 4096), offers: map[string]*offerRun{}, wakeC: make(chan struct{}, 1)}
+	return &Distributor{cfg: cfg, log: cfg.Logger, kickC: make(chan kick, 4096), offers: map[string]*offerRun{}, lostAt: map[string]time.Time{}, wakeC: make(chan struct{}, 1)}
 }
 
 func now() time.Time { return time.Now() }

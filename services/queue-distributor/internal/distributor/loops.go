@@ -148,8 +148,12 @@ func (d *Distributor) recoverOffers(ctx context.Context) {
 func (d *Distributor) takeOver(ctx context.Context, a projection.AgentView) {
 	d.log.Warn("taking over an offer left by a stopped instance", "agent", a.ID, "callid", a.OfferCall, "owner", a.Owner)
 	if a.OfferedAt == 0 {
-		// Reserved but its events never stored: nothing rang, nothing
-		// to undo in the log.
+		// Reserved but its events never stored: nothing to undo in the
+		// log, but the agent may ring (runOffer rings as it stores the
+		// claim); the leg's uuid follows from the offer.
+		if m, err := d.cfg.Store.Member(ctx, a.OfferCall); err == nil && m.Node != "" {
+			d.hangupLeg(ctx, m.Node, LegFor(a.OfferID, a.ID), "ORIGINATOR_CANCEL")
+		}
 		if err := d.cfg.Store.Release(ctx, a.OfferQueue, a.OfferCall, a.OfferID, true, []string{a.ID}, now()); err != nil {
 			d.log.Error("cannot release an orphaned reservation", "agent", a.ID, "err", err)
 		}

@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type offerRun struct {
 
 	mu     sync.Mutex
 	legs   map[string]string // agent → leg uuid
+	lost   map[string]bool   // agents rung before their claim, which failed: hung up, never bridged
 	winner string
 }
 
@@ -48,7 +50,7 @@ type ringResult struct {
 // startOffer stores the reservation's events and rings the agents.
 func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigger time.Time) {
 	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	run := &offerRun{id: o.ID, queue: o.Queue, member: o.Member, cancel: cancel, legs: map[string]string{}}
+	run := &offerRun{id: o.ID, queue: o.Queue, member: o.Member, cancel: cancel, legs: map[string]string{}, lost: map[string]bool{}}
 	d.mu.Lock()
 	if !d.live {
 		d.mu.Unlock()
@@ -107,7 +109,7 @@ func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Of
 	errs := make([]error, len(o.Agents))
 	var wg sync.WaitGroup
 	for i, a := range o.Agents {
-		legs[i] = newID()
+		legs[i] = LegFor(o.ID, a.Agent.ID)
 		data := domain.StateData{State: domain.StateOffered, CallID: o.Member.CallID, Queue: o.Queue, OfferID: o.ID, Leg: legs[i], Owner: d.cfg.Instance, Node: o.Member.Node, At: now().UnixMilli()}
 		wg.Go(func() {
 			_, errs[i] = d.cfg.Log.Append(ctx, o.ID+"-offered-"+a.Agent.ID, domain.AgentStateChanged, a.Agent.ID, o.Member.CallID, data, int64(a.Version))
@@ -116,10 +118,20 @@ func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Of
 	wg.Wait()
 	var got []domain.Agent
 	var lost []string
+	defer func() { d.noteLost(lost) }()
 	for i, a := range o.Agents {
 		if errs[i] != nil {
 			d.log.Warn("agent changed while being offered; not ringing it", "agent", a.Agent.ID, "callid", o.Member.CallID, "err", errs[i])
 			lost = append(lost, a.Agent.ID)
+			run.mu.Lock()
+			run.lost[a.Agent.ID] = true
+			leg, rung := run.legs[a.Agent.ID]
+			run.mu.Unlock()
+			if rung {
+				// Rung before its claim (runOffer): stop it now; runOffer
+				// hangs it up again until its originate ends.
+				d.hangupLeg(ctx, o.Member.Node, leg, "LOSE_RACE")
+			}
 			continue
 		}
 		run.mu.Lock()
@@ -165,6 +177,58 @@ func (d *Distributor) memberOffered(ctx context.Context, o *projection.Offer, ag
 	return err
 }
 
+func agentsOf(as []projection.OfferedAgent) []domain.Agent {
+	out := make([]domain.Agent, len(as))
+	for i, a := range as {
+		out[i] = a.Agent
+	}
+	return out
+}
+
+// LegFor is the uuid of the leg that rings agent for offer: derived, not
+// drawn, so that whoever finds the reservation (an instance taking over
+// from a dead one) knows which ring to hang up without it being stored.
+func LegFor(offer, agent string) string {
+	h := sha256.Sum256([]byte(offer + "/" + agent))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// lostGuard is how long an agent whose claim failed is claimed before it
+// rings (mayRingEarly).
+const lostGuard = 10 * time.Second
+
+// mayRingEarly reports whether the offer's agents may ring before their
+// claims are stored: none lost a claim in the last lostGuard.
+func (d *Distributor) mayRingEarly(as []projection.OfferedAgent) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := now()
+	for _, a := range as {
+		if at, ok := d.lostAt[a.Agent.ID]; ok && t.Sub(at) < lostGuard {
+			return false
+		}
+	}
+	return true
+}
+
+// noteLost remembers agents whose claim failed (mayRingEarly).
+func (d *Distributor) noteLost(agents []string) {
+	if len(agents) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := now()
+	for id, at := range d.lostAt {
+		if t.Sub(at) >= lostGuard {
+			delete(d.lostAt, id)
+		}
+	}
+	for _, id := range agents {
+		d.lostAt[id] = t
+	}
+}
+
 func idsOf(as []domain.Agent) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
@@ -175,18 +239,14 @@ func idsOf(as []domain.Agent) []string {
 
 func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection.Offer, trigger time.Time) {
 	bg := context.WithoutCancel(ctx)
-	agents := d.claim(bg, run, o, true)
-	if len(agents) == 0 {
-		d.Kick(o.Queue)
-		return
-	}
-	results := make(chan ringResult, 64)
+	results := make(chan ringResult, max(64, 2*len(o.Agents)))
 	ringing := 0
 	ring := func(as []domain.Agent) {
 		for _, a := range as {
 			ringing++
+			leg := LegFor(o.ID, a.ID)
 			run.mu.Lock()
-			leg := run.legs[a.ID]
+			run.legs[a.ID] = leg
 			run.mu.Unlock()
 			go func(a domain.Agent) {
 				d.wake(bg, a, leg, o)
@@ -198,15 +258,36 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 			d.cfg.Offered(trigger)
 		}
 	}
-	ring(agents)
-	_ = d.memberOffered(bg, o, idsOf(agents)) // logged; the ring goes on as before
+	// The agents ring while their agent.state.changed(offered) is being
+	// stored: the reservation in Redis already keeps every other decision
+	// off them, and the leg's uuid follows from the offer and the agent
+	// (LegFor), so an instance taking over a reservation whose events
+	// never got stored hangs the ring up. An agent whose event cannot be
+	// stored (it changed meanwhile) is hung up at once and never bridged;
+	// agents that lost a claim lately are claimed before they ring, so a
+	// projection at odds with the log cannot ring a phone over and over.
+	early := d.mayRingEarly(o.Agents)
+	if early {
+		ring(agentsOf(o.Agents))
+	}
+	agents := d.claim(bg, run, o, true)
+	if !early {
+		if len(agents) == 0 {
+			d.Kick(o.Queue)
+			return
+		}
+		ring(agents)
+	}
+	if len(agents) > 0 {
+		_ = d.memberOffered(bg, o, idsOf(agents)) // logged; the ring goes on as before
+	}
 	// Read after the ring goes out: it is not needed for it.
 	q, err := d.cfg.Store.Queue(bg, o.Queue)
 	if err != nil {
 		d.log.Error("queue vanished during an offer", "queue", o.Queue, "err", err)
 	}
 	var more <-chan time.Time
-	if q.Strategy == domain.RingProgressively {
+	if q.Strategy == domain.RingProgressively && len(agents) > 0 {
 		more = time.After(time.Duration(q.RingProgressivelyDelaySecs) * time.Second)
 	}
 	var declined []ringResult
@@ -216,15 +297,23 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	// A ring stopped before FreeSWITCH made its channel (the originate
 	// still on its way) was not there to hang up: rekill hangs up again,
 	// every rekillEvery, the legs whose originate has not ended.
-	ended := map[string]bool{}
+	// everyLeg: rekill hangs up every leg but the winner's (the caller
+	// left, or an agent answered), not only the lost ones.
+	ended, everyLeg := map[string]bool{}, false
 	var rekill <-chan time.Time
 	rekillCause := ""
+	run.mu.Lock()
+	if len(run.lost) > 0 && early {
+		// claim hung them up once; again until their originates end.
+		rekill, rekillCause = time.After(rekillEvery), "LOSE_RACE"
+	}
+	run.mu.Unlock()
 	for ringing > 0 {
 		select {
 		case <-rekill:
 			run.mu.Lock()
 			for id, leg := range run.legs {
-				if !ended[id] && id != run.winner {
+				if !ended[id] && id != run.winner && (everyLeg || run.lost[id]) {
 					d.hangupLeg(bg, o.Member.Node, leg, rekillCause)
 				}
 			}
@@ -246,6 +335,17 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 		case r := <-results:
 			ringing--
 			ended[r.agent.ID] = true
+			run.mu.Lock()
+			lost := run.lost[r.agent.ID]
+			run.mu.Unlock()
+			if lost {
+				// Rung before its claim failed: the agent's state is
+				// another decision's now. Nothing to store about it.
+				if r.err == nil {
+					d.hangupLeg(bg, o.Member.Node, r.leg, "LOSE_RACE")
+				}
+				continue
+			}
 			if r.err != nil {
 				declined = append(declined, r)
 				continue
@@ -271,7 +371,7 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 				}
 			}
 			run.mu.Unlock()
-			rekill, rekillCause = time.After(rekillEvery), "LOSE_RACE"
+			rekill, rekillCause, everyLeg = time.After(rekillEvery), "LOSE_RACE", true
 			d.bridge(bg, run, o, r)
 		case <-stop:
 			// The caller hung up or pressed an exit key: stop every ring,
@@ -282,11 +382,16 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 				d.hangupLeg(bg, o.Member.Node, leg, "ORIGINATOR_CANCEL")
 			}
 			run.mu.Unlock()
-			rekill, rekillCause = time.After(rekillEvery), "ORIGINATOR_CANCEL"
+			rekill, rekillCause, everyLeg = time.After(rekillEvery), "ORIGINATOR_CANCEL", true
 		}
 	}
 	for _, r := range declined {
 		d.decline(bg, run, o, r)
+	}
+	if len(agents) == 0 {
+		// Every claim was lost: claim has requeued the member already.
+		d.Kick(o.Queue)
+		return
 	}
 	run.mu.Lock()
 	answered, reason := run.winner != "", run.reason

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/switchyard-voice/switchyard/pkg/fssim"
 
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/distributor"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/queuectl"
@@ -110,10 +113,12 @@ func TestCommandsAfterEventsTheProjectionIgnores(t *testing.T) {
 
 // TestOfferToAnAgentThatChangedMeanwhile: the agent's event for an offer
 // expects the version the decision read; when the log has moved on (here:
-// a projection that disagrees with the log about the agent), the agent
-// is not rung, the member's offer is undone by queue.member.requeued, and
-// it is tried again at a bounded pace, not in a loop. Once the projection
-// agrees, the call is offered and answered.
+// a projection that disagrees with the log about the agent), the member's
+// offer is undone by queue.member.requeued and tried again at a bounded
+// pace, not in a loop. The agent rings while its event is being stored,
+// so the first try rings it — and hangs that ring up at once; after a
+// lost claim the agent is claimed before it rings, so no later try rings
+// it. Once the projection agrees, the call is offered and answered.
 func TestOfferToAnAgentThatChangedMeanwhile(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -151,10 +156,21 @@ func TestOfferToAnAgentThatChangedMeanwhile(t *testing.T) {
 	if err != nil || !strings.Contains(string(last.Data), `"reason":"agents_changed"`) {
 		t.Fatalf("last requeue: %s (%v)", last.Data, err)
 	}
+	var rung, killed []string
 	for len(e.api) > 0 {
-		if c := <-e.api; strings.HasPrefix(c, "originate") {
-			t.Fatalf("the agent was rung: %s", c)
+		c := <-e.api
+		if strings.HasPrefix(c, "originate") {
+			rung = append(rung, c)
 		}
+		if strings.HasPrefix(c, "uuid_kill") {
+			killed = append(killed, strings.Fields(c)[1])
+		}
+	}
+	if len(rung) != 1 {
+		t.Fatalf("the agent was rung %d times over %d lost claims, want once: %q", len(rung), requeued(), rung)
+	}
+	if leg := regexp.MustCompile(`origination_uuid=([^,]+)`).FindStringSubmatch(rung[0]); leg == nil || !slices.Contains(killed, leg[1]) {
+		t.Fatalf("the ring of a lost claim was not hung up: %q, killed %q", rung[0], killed)
 	}
 	if n, d := requeued(), time.Since(start); n > int(d/(100*time.Millisecond))+2 {
 		t.Fatalf("%d offers undone in %v: not paced", n, d)
@@ -163,4 +179,43 @@ func TestOfferToAnAgentThatChangedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.eventually("agent in call", func() bool { _, st := e.agentState("5001"); return st == "in_call" })
+}
+
+// An instance rings its agents as it stores their claims: it can die
+// after the ring went out and before anything was stored. What is left is
+// a reservation in Redis owned by a dead instance, and a phone ringing.
+// The instance that takes the reservation over hangs that ring up (its
+// leg's uuid follows from the offer and agent), frees the agent and puts
+// the member back to wait.
+func TestReservationOfADeadInstanceHasItsRingHungUp(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.sim.SetEndpoint("user/6001", fssim.Endpoint{NoAnswer: true})
+	// The member needs a skill the agent lacks until it has waited 30 s:
+	// the live instance leaves it alone, and the "dead" one decides as if
+	// those 30 s had passed.
+	e.do("PUT", "/v1/queues/support", map[string]any{"strategy": "longest-idle-agent",
+		"skill_escalation": []map[string]any{{"after_seconds": 30, "drop_skills": true}}}, 201)
+	e.do("PUT", "/v1/agents/6001", map[string]any{"contact": "user/6001", "ring_timeout_seconds": 60}, 201)
+	e.do("PUT", "/v1/queues/support/tiers/6001", map[string]any{}, 200)
+	e.do("POST", "/v1/agents/6001/login", nil, 200)
+	e.caller("c-9")
+	if r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-9", Queue: "support", Node: "fs1", Skills: map[string]int{"french": 3}}); r.Error != nil {
+		t.Fatalf("enqueue: %+v", r.Error)
+	}
+	o, err := e.svc.store.Decide(ctx, "support", "dead", "o-9", "", time.Now().Add(time.Minute))
+	if err != nil || o == nil || len(o.Agents) != 1 || o.Agents[0].Agent.ID != "6001" {
+		t.Fatalf("the dead instance's decision: %+v %v", o, err)
+	}
+	// Its ring, which went out before it died.
+	leg := distributor.LegFor("o-9", "6001")
+	go e.sim.API(context.Background(), "originate {origination_uuid="+leg+",originate_timeout=60}user/6001 &park()")
+	e.eventually("the agent's phone ringing", func() bool { return slices.Contains(e.sim.Channels(), leg) })
+
+	e.eventually("the ring hung up", func() bool { return !slices.Contains(e.sim.Channels(), leg) })
+	e.eventually("the agent free again", func() bool { st, s := e.agentState("6001"); return st == "available" && s == "idle" })
+	m := e.do("GET", "/v1/queues/support/members", nil, 200)["members"].([]any)
+	if len(m) != 1 || m[0].(map[string]any)["state"] != "waiting" {
+		t.Fatalf("members after the take-over: %v", m)
+	}
 }
