@@ -306,16 +306,7 @@ func TestCallerAnsweredByAgentThenWrapUp(t *testing.T) {
 // member is nothing to tell.
 func TestRedeliveredCallEventTellsTheKeptOutcomeAgain(t *testing.T) {
 	e := newEnv(t)
-	e.sim.SetEndpoint("user/1001", fssim.Endpoint{AnswerAfter: 20 * time.Millisecond})
-	e.setup("longest-idle-agent", "1001")
-	e.caller("c-1")
-	outs := e.outcomes("c-1")
-	e.enqueue(queuectl.EnqueueRequest{CallID: "c-1", Queue: "support", Node: "fs1"})
-	e.eventually("agent in call", func() bool { _, st := e.agentState("1001"); return st == "in_call" })
-	e.callEvent("c-1", "unbridged", map[string]any{})
-	if o := wait(t, outs, "outcome"); o.Outcome != "answered" {
-		t.Fatalf("outcome %+v", o)
-	}
+	outs := e.oneCallAnswered()
 	ctx := context.Background()
 	for _, typ := range []string{"call.unbridged", "call.hangup"} {
 		if err := e.svc.d.HandleCall(ctx, distributor.CallEvent{Type: typ, CallID: "c-1"}); err != nil {
@@ -335,6 +326,24 @@ func TestRedeliveredCallEventTellsTheKeptOutcomeAgain(t *testing.T) {
 		t.Fatalf("an outcome told too many times: %+v", o)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// oneCallAnswered sets up a support queue with agent 1001 and puts
+// caller c-1 through it: queued, answered by 1001, the agent hung up and
+// the answered outcome told. It returns c-1's outcomes to come.
+func (e *env) oneCallAnswered() <-chan distributor.Outcome {
+	e.t.Helper()
+	e.sim.SetEndpoint("user/1001", fssim.Endpoint{AnswerAfter: 20 * time.Millisecond})
+	e.setup("longest-idle-agent", "1001")
+	e.caller("c-1")
+	outs := e.outcomes("c-1")
+	e.enqueue(queuectl.EnqueueRequest{CallID: "c-1", Queue: "support", Node: "fs1"})
+	e.eventually("agent in call", func() bool { _, st := e.agentState("1001"); return st == "in_call" })
+	e.callEvent("c-1", "unbridged", map[string]any{})
+	if o := wait(e.t, outs, "outcome"); o.Outcome != "answered" || o.Agent != "1001" {
+		e.t.Fatalf("c-1's outcome %+v", o)
+	}
+	return outs
 }
 
 // rebuildMatchesLive waits until the live projection holds every event,
