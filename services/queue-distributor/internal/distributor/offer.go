@@ -121,7 +121,7 @@ func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Of
 	defer func() { d.noteLost(lost) }()
 	for i, a := range o.Agents {
 		if errs[i] != nil {
-			d.log.Warn("agent changed while being offered; not ringing it", "agent", a.Agent.ID, "callid", o.Member.CallID, "err", errs[i])
+			d.log.Warn("agent changed while being offered; its ring is stopped or never starts", "agent", a.Agent.ID, "callid", o.Member.CallID, "err", errs[i])
 			lost = append(lost, a.Agent.ID)
 			run.mu.Lock()
 			run.lost[a.Agent.ID] = true
