@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -114,17 +115,27 @@ func (d *Distributor) notMember(ctx context.Context, callID string, redelivered 
 	if !redelivered {
 		return nil
 	}
+	o, err := d.KeptOutcome(ctx, callID)
+	if err != nil || o == nil {
+		return err
+	}
+	d.log.Info("telling a call's outcome again: its event came back unacknowledged", "callid", callID, "outcome", o.Outcome)
+	d.cfg.Notify.Outcome(callID, *o)
+	return nil
+}
+
+// KeptOutcome is the outcome the projection keeps for a call that left
+// its queue (docs/events.md: ten minutes), or nil.
+func (d *Distributor) KeptOutcome(ctx context.Context, callID string) (*Outcome, error) {
 	b, err := d.cfg.Store.LoadOutcome(ctx, callID)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("load call %s's outcome: %w", callID, err)
 	}
 	var o Outcome
 	if b == nil || json.Unmarshal(b, &o) != nil || o.Outcome == "" {
-		return nil
+		return nil, nil
 	}
-	d.log.Info("telling a call's outcome again: its event came back unacknowledged", "callid", callID, "outcome", o.Outcome)
-	d.cfg.Notify.Outcome(callID, o)
-	return nil
+	return &o, nil
 }
 
 // bridgeEnded starts the agent's wrap-up and tells the caller side the

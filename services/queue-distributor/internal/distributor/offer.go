@@ -26,7 +26,7 @@ type offerRun struct {
 	reason string // why it was cancelled: caller_gone, exit_key, timeout
 
 	mu     sync.Mutex
-	legs   map[string]string // agent → leg uuid
+	legs   map[string]string // agents rung → their leg (LegFor), set as they ring
 	lost   map[string]bool   // agents rung before their claim, which failed: hung up, never bridged
 	winner string
 }
@@ -105,12 +105,10 @@ func (d *Distributor) release(ctx context.Context, o *projection.Offer, member b
 // member's offer is stored and undone by queue.member.requeued (the
 // history says why), or released in Redis if it cannot be stored.
 func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Offer, first bool) []domain.Agent {
-	legs := make([]string, len(o.Agents))
 	errs := make([]error, len(o.Agents))
 	var wg sync.WaitGroup
 	for i, a := range o.Agents {
-		legs[i] = LegFor(o.ID, a.Agent.ID)
-		data := domain.StateData{State: domain.StateOffered, CallID: o.Member.CallID, Queue: o.Queue, OfferID: o.ID, Leg: legs[i], Owner: d.cfg.Instance, Node: o.Member.Node, At: now().UnixMilli()}
+		data := domain.StateData{State: domain.StateOffered, CallID: o.Member.CallID, Queue: o.Queue, OfferID: o.ID, Leg: LegFor(o.ID, a.Agent.ID), Owner: d.cfg.Instance, Node: o.Member.Node, At: now().UnixMilli()}
 		wg.Go(func() {
 			_, errs[i] = d.cfg.Log.Append(ctx, o.ID+"-offered-"+a.Agent.ID, domain.AgentStateChanged, a.Agent.ID, o.Member.CallID, data, int64(a.Version))
 		})
@@ -134,10 +132,7 @@ func (d *Distributor) claim(ctx context.Context, run *offerRun, o *projection.Of
 			}
 			continue
 		}
-		run.mu.Lock()
-		run.legs[a.Agent.ID] = legs[i]
-		run.mu.Unlock()
-		got = append(got, a.Agent)
+		got = append(got, a.Agent) // its leg is recorded as it rings (runOffer's ring)
 	}
 	if !first || len(got) > 0 {
 		if len(lost) > 0 {

@@ -143,15 +143,11 @@ func (s *Server) enqueue(ctx context.Context, body []byte) Reply {
 
 // done is the saved outcome of a call that already left its queue.
 func (s *Server) done(ctx context.Context, callID string) *Reply {
-	b, err := s.Store.LoadOutcome(ctx, callID)
-	if err != nil || b == nil {
+	o, err := s.D.KeptOutcome(ctx, callID)
+	if err != nil || o == nil {
 		return nil
 	}
-	var o distributor.Outcome
-	if json.Unmarshal(b, &o) != nil {
-		return nil
-	}
-	return &Reply{State: "done", Outcome: &o}
+	return &Reply{State: "done", Outcome: o}
 }
 
 func (s *Server) status(ctx context.Context, body []byte) Reply {
