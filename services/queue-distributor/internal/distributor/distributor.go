@@ -447,9 +447,14 @@ func (d *Distributor) SetStatus(ctx context.Context, id, status, reason string) 
 	default:
 		return &domain.FieldError{Field: "status", Problem: fmt.Sprintf("%q: want available, on_break or logged_out", status)}
 	}
+	// The first try appends after the version this instance last applied
+	// (no Redis read on the way to the agent's ring); when the log has
+	// moved on, the append conflicts and the retry reads the projection.
+	remembered := true
 	_, err := d.change(ctx, "agent", id, func() (int64, error) {
-		a, err := d.cfg.Store.Agent(ctx, id)
-		return int64(a.Version), err
+		v, err := d.cfg.Store.AgentVersion(ctx, id, remembered)
+		remembered = false
+		return int64(v), err
 	}, func(int64) (string, any) {
 		// Stamped per attempt: a retry after a conflict is a new decision.
 		return domain.AgentStatusChanged, domain.StatusData{Status: status, Reason: reason, At: now().UnixMilli()}

@@ -36,7 +36,12 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []Event) ([]ApplyResult, err
 		if err != nil {
 			return out, fmt.Errorf("apply %d events from %s #%d to redis: %w", n, evs[0].Stream, evs[0].Seq, err)
 		}
-		if out, err = parseBatch(out, res, evs[:n]); err != nil {
+		before := len(out)
+		out, err = parseBatch(out, res, evs[:n])
+		for i, r := range out[before:] {
+			s.versions.noted(evs[i], r.Status)
+		}
+		if err != nil {
 			return out, err
 		}
 		evs = evs[n:]

@@ -64,6 +64,7 @@ type Store struct {
 	prefix                                                       string
 	lim                                                          Limits
 	apply, applyDecide, applyBatch, decide, release, wake, stats *redis.Script
+	versions                                                     versions
 }
 
 // New returns the projection under prefix (e.g. "sy:").
@@ -141,7 +142,9 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply %s #%d (%s %s) to redis: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
 	}
-	return applyResult(res), nil
+	r := applyResult(res)
+	s.versions.noted(ev, r.Status)
+	return r, nil
 }
 
 // ApplyAndDecide is Apply in strict mode followed, in the same script,
@@ -166,6 +169,7 @@ func (s *Store) ApplyAndDecide(ctx context.Context, ev Event, owner, offerID str
 		return ApplyResult{}, nil, fmt.Errorf("apply %s #%d (%s %s) to redis and decide: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
 	}
 	r := applyResult(applied)
+	s.versions.noted(ev, r.Status)
 	if msg, _ := res[2].(string); msg != "" {
 		return r, nil, &DecideError{errors.New(msg)}
 	}

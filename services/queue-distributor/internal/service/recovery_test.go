@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/ports/queuectl"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
 )
 
 // An instance that bridged a caller and died before storing the member's
@@ -109,6 +111,54 @@ func TestCommandsAfterEventsTheProjectionIgnores(t *testing.T) {
 	}
 	e.do("PUT", "/v1/agents/5002", map[string]any{"contact": "user/5002"}, 201)
 	e.do("PUT", "/v1/agents/5002/status", map[string]any{"status": "available"}, 200)
+}
+
+// A status change is appended after the version of the agent this
+// instance last applied, without reading Redis. Another instance's events
+// that this one has not followed yet make that version stale: JetStream
+// refuses the append and the change goes through on the projection's
+// version; an agent the other instance deleted is not changed at all.
+func TestStatusChangeAfterAnotherInstancesUnfollowedEvents(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.setup("top-down", "5001")
+	if err := e.svc.d.SetStatus(ctx, "5001", domain.StatusOnBreak, ""); err != nil {
+		t.Fatal(err)
+	}
+	// What the other instance stores reaches Redis (it applies its own
+	// events) but no longer this instance.
+	e.svc.unfollow()
+	other := projection.New(e.svc.rdb, e.prefix, projection.Limits{})
+	otherLog := eventlog.New(e.js, "switchyard/queue-distributor/other")
+	otherChange := func(typ string, data any) uint64 {
+		t.Helper()
+		a, err := other.Agent(ctx, "5001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ap, err := otherLog.Append(ctx, "", typ, "5001", "", data, int64(a.Version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := other.Apply(ctx, ap.Event, true); err != nil || r.Status != projection.Applied {
+			t.Fatalf("the other instance's %s: %+v %v", typ, r, err)
+		}
+		return ap.Event.Seq
+	}
+	otherChange(domain.AgentStatusChanged, domain.StatusData{Status: domain.StatusAvailable, At: 1})
+	if err := e.svc.d.SetStatus(ctx, "5001", domain.StatusOnBreak, "lunch"); err != nil {
+		t.Fatalf("status change after the other instance's: %v", err)
+	}
+	if status, _ := e.agentState("5001"); status != domain.StatusOnBreak {
+		t.Fatalf("status %s, want on_break", status)
+	}
+	deleted := otherChange(domain.AgentDeleted, struct{}{})
+	if err := e.svc.d.SetStatus(ctx, "5001", domain.StatusAvailable, ""); !errors.Is(err, projection.ErrNotFound) {
+		t.Fatalf("status change of an agent deleted elsewhere: %v, want not found", err)
+	}
+	if last, err := e.svc.elog.Last(ctx, "AGENTS"); err != nil || last != deleted {
+		t.Fatalf("AGENTS ends at #%d (%v), want the deletion #%d: something was stored about a deleted agent", last, err, deleted)
+	}
 }
 
 // TestOfferToAnAgentThatChangedMeanwhile: the agent's event for an offer
