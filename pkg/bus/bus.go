@@ -64,21 +64,42 @@ var Streams = []Stream{
 // publishers bound their retries by it.
 const DedupWindow = 10 * time.Minute
 
+// noPerSubjectLimit is a per-subject message limit no subject reaches.
+// Set, it makes nats-server (2.15) store the stream in 4 MiB blocks
+// instead of the 8 MiB it gives a stream with no limits; that halves the
+// stall every block costs its readers. A block's write cache grows
+// 256 KiB → 1 MiB → 4 MiB → 8 MiB as it fills, and each step copies what
+// it holds into a fresh buffer while the stream's locks are held: the
+// copy of 4 MiB into new memory held deliveries for 20-80 ms every ~14,000
+// of our messages on a 2-core machine; the last step of a 4 MiB block
+// copies 1 MiB (docs/benchmarks.md, push-notifier). There is no block
+// size in a stream's configuration; this is the setting that chooses one
+// (autoTuneFileStorageBlockSize in nats-server's stream.go). It takes
+// effect when a stream is created or the server restarts.
+const noPerSubjectLimit = 1_000_000_000
+
+// Config is the stream's JetStream configuration: file-backed, with the
+// de-duplication window.
+func (s Stream) Config() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       s.Name,
+		Subjects:   s.Subjects,
+		Storage:    jetstream.FileStorage,
+		MaxAge:     s.MaxAge,
+		Duplicates: DedupWindow,
+		// No real limit: it is there for the block size it brings.
+		MaxMsgsPerSubject: noPerSubjectLimit,
+	}
+}
+
 // EnsureStreams creates or updates the named streams (all when none are
-// named), file-backed, with the de-duplication window.
+// named) with their Config.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, names ...string) error {
 	for _, s := range Streams {
 		if len(names) > 0 && !contains(names, s.Name) {
 			continue
 		}
-		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:       s.Name,
-			Subjects:   s.Subjects,
-			Storage:    jetstream.FileStorage,
-			MaxAge:     s.MaxAge,
-			Duplicates: DedupWindow,
-		})
-		if err != nil {
+		if _, err := js.CreateOrUpdateStream(ctx, s.Config()); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", s.Name, err)
 		}
 	}

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,5 +57,50 @@ func TestStreamsAndDeduplicatedPublish(t *testing.T) {
 	fsInfo, _ := fs.Info(ctx)
 	if fsInfo.State.Msgs != 0 {
 		t.Fatal("FSEVENTS stored an api request")
+	}
+}
+
+// Our streams are stored in 4 MiB blocks, not the 8 MiB nats-server gives
+// a stream without limits: each block's write cache, growing, stalls
+// deliveries for as long as it takes to copy half a block into fresh
+// memory. A nats-server that chooses block sizes differently fails here.
+func TestStreamsAreStoredInSmallBlocks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := testinfra.NewNATS(t)
+	nc, err := Connect(srv.URL(), "bus-test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := EnsureStreams(ctx, js, "PUSH"); err != nil {
+		t.Fatal(err)
+	}
+	// 6 MiB: two blocks of 4 MiB, or part of one of 8 MiB.
+	body := make([]byte, 1024)
+	var acks []jetstream.PubAckFuture
+	for i := range 6 * 1024 {
+		f, err := js.PublishAsync(fmt.Sprintf("push.u%d.requested", i%50), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks = append(acks, f)
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		case <-ctx.Done():
+			t.Fatal("publishes not acknowledged")
+		}
+	}
+	blocks, err := filepath.Glob(filepath.Join(srv.StoreDir(), "jetstream", "$G", "streams", "PUSH", "msgs", "*.blk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) < 2 {
+		t.Fatalf("6 MiB stored in %d block file(s) %q: blocks are larger than 4 MiB", len(blocks), blocks)
 	}
 }

@@ -87,6 +87,9 @@ func (n *NATS) URL() string { return "nats://" + n.s.addr() }
 // Port is the client port; it stays the same across restarts.
 func (n *NATS) Port() int { return n.s.port }
 
+// StoreDir is the server's JetStream store directory (-sd).
+func (n *NATS) StoreDir() string { return n.s.dir }
+
 // PID is the server's process id, 0 while it is not running.
 func (n *NATS) PID() int { return n.s.pid() }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-voice/switchyard/pkg/bus"
 	"github.com/switchyard-voice/switchyard/pkg/events"
 
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
@@ -87,8 +88,8 @@ func BenchmarkAgentAvailableToOriginate(b *testing.B) {
 // what the distributor itself costs.
 func (e *benchService) newFloor(b *testing.B) func(ctx context.Context) (one, chain time.Duration) {
 	ctx := context.Background()
-	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCHFLOOR", Subjects: []string{"benchfloor.>"},
-		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute}); err != nil {
+	// Stored as QUEUES and AGENTS are.
+	if _, err := e.js.CreateOrUpdateStream(ctx, bus.Stream{Name: "BENCHFLOOR", Subjects: []string{"benchfloor.>"}}.Config()); err != nil {
 		b.Fatal(err)
 	}
 	sub, err := e.nc.Subscribe("benchfloor.gateway", func(m *nats.Msg) { _ = m.Respond([]byte(`{"output":"+OK"}`)) })
