@@ -22,6 +22,9 @@ import (
 // Gateway is what the distributor needs of FreeSWITCH.
 type Gateway interface {
 	API(ctx context.Context, node, command string, background bool, timeout time.Duration) (string, error)
+	// Send is API whose request is published before it returns; wait
+	// blocks for the reply.
+	Send(ctx context.Context, node, command string, background bool, timeout time.Duration) (wait func() (string, error))
 	Call(ctx context.Context, callID, op, app, arg string, timeout time.Duration) error
 }
 

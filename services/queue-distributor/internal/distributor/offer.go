@@ -25,6 +25,8 @@ type offerRun struct {
 	cancel context.CancelFunc
 	reason string // why it was cancelled: caller_gone, exit_key, timeout
 
+	results chan ringResult // each ring's end
+
 	mu     sync.Mutex
 	legs   map[string]string // agents rung → their leg (LegFor), set as they ring
 	lost   map[string]bool   // agents rung before their claim, which failed: hung up, never bridged
@@ -50,7 +52,8 @@ type ringResult struct {
 // startOffer stores the reservation's events and rings the agents.
 func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigger time.Time) {
 	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	run := &offerRun{id: o.ID, queue: o.Queue, member: o.Member, cancel: cancel, legs: map[string]string{}, lost: map[string]bool{}}
+	run := &offerRun{id: o.ID, queue: o.Queue, member: o.Member, cancel: cancel, legs: map[string]string{}, lost: map[string]bool{},
+		results: make(chan ringResult, max(64, 2*len(o.Agents)))}
 	d.mu.Lock()
 	if !d.live {
 		d.mu.Unlock()
@@ -73,12 +76,58 @@ func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigg
 	// Wait may have begun.
 	d.running.Add(1)
 	d.mu.Unlock()
+	// The agents ring while their agent.state.changed(offered) is being
+	// stored: the reservation in Redis already keeps every other decision
+	// off them, and the leg's uuid follows from the offer and the agent
+	// (LegFor), so an instance taking over a reservation whose events
+	// never got stored hangs the ring up. An agent whose event cannot be
+	// stored (it changed meanwhile) is hung up at once and never bridged;
+	// agents that lost a claim lately are claimed before they ring, so a
+	// projection at odds with the log cannot ring a phone over and over.
+	// They ring from here, before the offer's goroutine is started, which
+	// on a busy machine may take a while to be scheduled.
+	early := d.mayRingEarly(o.Agents)
+	if early {
+		d.ring(run, o, agentsOf(o.Agents), trigger)
+	}
 	go func() {
 		defer d.running.Done()
 		defer cancel()
 		defer func() { d.mu.Lock(); delete(d.offers, o.Member.CallID); d.mu.Unlock() }()
-		d.runOffer(octx, run, o, trigger)
+		d.runOffer(octx, run, o, early, trigger)
 	}()
+}
+
+// ring rings agents for run's offer; run.results gets how each ring
+// ended. Each originate is published before ring returns, except a
+// mobile agent's, which goes once its app has been pushed awake (without
+// holding up the others).
+func (d *Distributor) ring(run *offerRun, o *projection.Offer, as []domain.Agent, trigger time.Time) {
+	bg := context.Background()
+	for _, a := range as {
+		leg := LegFor(o.ID, a.ID)
+		run.mu.Lock()
+		run.legs[a.ID] = leg
+		run.mu.Unlock()
+		send := func() func() (string, error) {
+			return d.cfg.Gateway.Send(bg, o.Member.Node, originate(a, leg, o), true, time.Duration(a.RingTimeoutSeconds+5)*time.Second)
+		}
+		var wait func() (string, error)
+		if !d.wakes(a) {
+			wait = send()
+		}
+		go func() {
+			if wait == nil {
+				d.wake(bg, a, leg, o)
+				wait = send()
+			}
+			_, err := wait()
+			run.results <- ringResult{agent: a, leg: leg, err: err}
+		}()
+	}
+	if d.cfg.Offered != nil {
+		d.cfg.Offered(trigger)
+	}
 }
 
 func agentIDs(as []projection.OfferedAgent) []string {
@@ -232,38 +281,18 @@ func idsOf(as []domain.Agent) []string {
 	return out
 }
 
-func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection.Offer, trigger time.Time) {
+// runOffer claims the offer's agents (rung already when early), rings
+// them if not, and sees the rings to their end: a bridge, declines, or
+// the member back to wait.
+func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection.Offer, early bool, trigger time.Time) {
 	bg := context.WithoutCancel(ctx)
-	results := make(chan ringResult, max(64, 2*len(o.Agents)))
 	ringing := 0
 	ring := func(as []domain.Agent) {
-		for _, a := range as {
-			ringing++
-			leg := LegFor(o.ID, a.ID)
-			run.mu.Lock()
-			run.legs[a.ID] = leg
-			run.mu.Unlock()
-			go func(a domain.Agent) {
-				d.wake(bg, a, leg, o)
-				_, err := d.cfg.Gateway.API(bg, o.Member.Node, originate(a, leg, o), true, time.Duration(a.RingTimeoutSeconds+5)*time.Second)
-				results <- ringResult{agent: a, leg: leg, err: err}
-			}(a)
-		}
-		if d.cfg.Offered != nil {
-			d.cfg.Offered(trigger)
-		}
+		ringing += len(as)
+		d.ring(run, o, as, trigger)
 	}
-	// The agents ring while their agent.state.changed(offered) is being
-	// stored: the reservation in Redis already keeps every other decision
-	// off them, and the leg's uuid follows from the offer and the agent
-	// (LegFor), so an instance taking over a reservation whose events
-	// never got stored hangs the ring up. An agent whose event cannot be
-	// stored (it changed meanwhile) is hung up at once and never bridged;
-	// agents that lost a claim lately are claimed before they ring, so a
-	// projection at odds with the log cannot ring a phone over and over.
-	early := d.mayRingEarly(o.Agents)
 	if early {
-		ring(agentsOf(o.Agents))
+		ringing = len(o.Agents)
 	}
 	agents := d.claim(bg, run, o, true)
 	if !early {
@@ -327,7 +356,7 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 				}
 			}
 			continue
-		case r := <-results:
+		case r := <-run.results:
 			ringing--
 			ended[r.agent.ID] = true
 			run.mu.Lock()
@@ -416,7 +445,7 @@ const rekillEvery = 250 * time.Millisecond
 // register to be rung). A push that cannot be sent does not stop the
 // ring: a desk phone behind the same agent may still answer.
 func (d *Distributor) wake(ctx context.Context, a domain.Agent, leg string, o *projection.Offer) {
-	if d.cfg.Push == nil || a.PushUser == "" {
+	if !d.wakes(a) {
 		return
 	}
 	err := d.cfg.Push.Wake(ctx, Wake{ID: "offer-" + leg, User: a.PushUser, CallID: o.Member.CallID, Agent: a.ID, Queue: o.Queue,
@@ -425,6 +454,9 @@ func (d *Distributor) wake(ctx context.Context, a domain.Agent, leg string, o *p
 		d.log.Warn("cannot push the agent's app awake; ringing anyway", "callid", o.Member.CallID, "agent", a.ID, "err", err)
 	}
 }
+
+// wakes reports whether agent a is pushed awake before it rings.
+func (d *Distributor) wakes(a domain.Agent) bool { return d.cfg.Push != nil && a.PushUser != "" }
 
 // originate is the api command that rings one agent. The leg carries the
 // member and offer so that FreeSWITCH-side tooling (and a restarted

@@ -46,10 +46,57 @@ func New(nc *nats.Conn) *NATS { return &NATS{nc: nc} }
 // API runs command on node; background runs it as bgapi (an originate
 // waits for the far end without holding the node's connection).
 func (g *NATS) API(ctx context.Context, node, command string, background bool, timeout time.Duration) (string, error) {
-	body, _ := json.Marshal(map[string]any{"command": command, "background": background, "timeout_ms": timeout.Milliseconds()})
 	rctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	defer cancel()
-	msg, err := g.nc.RequestWithContext(rctx, "fs."+node+".api", body)
+	msg, err := g.nc.RequestWithContext(rctx, "fs."+node+".api", apiBody(command, background, timeout))
+	return apiReply(node, command, msg, err)
+}
+
+// Send is API split in two: the request is published before Send returns,
+// on the caller's goroutine, and the returned wait blocks for the reply.
+// An originate goes out without first waiting for a goroutine to be
+// scheduled — on a busy machine that wait is a good part of the time
+// between an agent becoming available and its phone ringing. wait must
+// be called once.
+func (g *NATS) Send(ctx context.Context, node, command string, background bool, timeout time.Duration) (wait func() (string, error)) {
+	rctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	// A channel of one: the reply is one message (a synchronous
+	// subscription would allocate nats.go's default of 65,536 slots for
+	// each request).
+	replies := make(chan *nats.Msg, 1)
+	sub, err := g.nc.ChanSubscribe(g.nc.NewInbox(), replies)
+	if err == nil {
+		if err = g.nc.PublishRequest("fs."+node+".api", sub.Subject, apiBody(command, background, timeout)); err != nil {
+			_ = sub.Unsubscribe()
+		}
+	}
+	return func() (string, error) {
+		defer cancel()
+		if err != nil {
+			return apiReply(node, command, nil, err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		select {
+		case msg := <-replies:
+			if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
+				// What the server answers a request nobody is subscribed to.
+				return apiReply(node, command, nil, nats.ErrNoResponders)
+			}
+			return apiReply(node, command, msg, nil)
+		case <-rctx.Done():
+			return apiReply(node, command, nil, rctx.Err())
+		}
+	}
+}
+
+func apiBody(command string, background bool, timeout time.Duration) []byte {
+	body, _ := json.Marshal(map[string]any{"command": command, "background": background, "timeout_ms": timeout.Milliseconds()})
+	return body
+}
+
+// apiReply reads the gateway's reply to an api command (or the error of
+// the request).
+func apiReply(node, command string, msg *nats.Msg, err error) (string, error) {
 	if errors.Is(err, nats.ErrNoResponders) {
 		return "", &Error{Code: "node_unavailable", Message: "no esl-gateway serves node " + node}
 	}
