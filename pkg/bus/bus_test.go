@@ -13,16 +13,23 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 )
 
-func TestStreamsAndDeduplicatedPublish(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// newServer is a nats-server of the test's own and JetStream over a
+// connection made by Connect.
+func newServer(t *testing.T) (*testinfra.NATS, jetstream.JetStream) {
 	srv := testinfra.NewNATS(t)
 	nc, err := Connect(srv.URL(), "bus-test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	return srv, js
+}
+
+func TestStreamsAndDeduplicatedPublish(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, js := newServer(t)
 	for i := 0; i < 2; i++ { // idempotent
 		if err := EnsureStreams(ctx, js); err != nil {
 			t.Fatal(err)
@@ -67,13 +74,7 @@ func TestStreamsAndDeduplicatedPublish(t *testing.T) {
 func TestStreamsAreStoredInSmallBlocks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv := testinfra.NewNATS(t)
-	nc, err := Connect(srv.URL(), "bus-test", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	srv, js := newServer(t)
 	if err := EnsureStreams(ctx, js, "PUSH"); err != nil {
 		t.Fatal(err)
 	}

@@ -12,15 +12,20 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 )
 
-// API and Send against a stand-in for the esl-gateway's fs.<node>.api
-// over a real nats-server: the same replies read the same way.
-func TestAPIAndSendReadTheGatewaysReplies(t *testing.T) {
-	srv := testinfra.NewNATS(t)
-	nc, err := nats.Connect(srv.URL())
+// connect is a connection to a nats-server of the test's own.
+func connect(t *testing.T) *nats.Conn {
+	nc, err := nats.Connect(testinfra.NewNATS(t).URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// API and Send against a stand-in for the esl-gateway's fs.<node>.api
+// over a real nats-server: the same replies read the same way.
+func TestAPIAndSendReadTheGatewaysReplies(t *testing.T) {
+	nc := connect(t)
 	got := make(chan map[string]any, 16)
 	sub, err := nc.Subscribe("fs.fs1.api", func(m *nats.Msg) {
 		var req map[string]any
@@ -84,12 +89,7 @@ func TestAPIAndSendReadTheGatewaysReplies(t *testing.T) {
 // Send's request is on its way when Send returns, before anyone waits
 // for the reply.
 func TestSendPublishesBeforeItReturns(t *testing.T) {
-	srv := testinfra.NewNATS(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := connect(t)
 	got := make(chan *nats.Msg, 1)
 	sub, err := nc.Subscribe("fs.fs1.api", func(m *nats.Msg) { got <- m })
 	if err != nil {
