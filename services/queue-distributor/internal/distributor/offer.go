@@ -58,7 +58,7 @@ func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigg
 	if !d.live {
 		d.mu.Unlock()
 		// Decided as the distributor stopped: nothing rang yet.
-		d.release(ctx, o, true, agentIDs(o.Agents))
+		d.release(ctx, o, true, idsOf(agentsOf(o.Agents)))
 		cancel()
 		return
 	}
@@ -67,7 +67,7 @@ func (d *Distributor) startOffer(ctx context.Context, o *projection.Offer, trigg
 		// Cannot happen while the projection holds the member as
 		// offered; refuse rather than ring twice.
 		d.log.Error("member already has a running offer here; releasing the new one", "callid", o.Member.CallID)
-		d.release(ctx, o, true, agentIDs(o.Agents))
+		d.release(ctx, o, true, idsOf(agentsOf(o.Agents)))
 		cancel()
 		return
 	}
@@ -128,14 +128,6 @@ func (d *Distributor) ring(run *offerRun, o *projection.Offer, as []domain.Agent
 	if d.cfg.Offered != nil {
 		d.cfg.Offered(trigger)
 	}
-}
-
-func agentIDs(as []projection.OfferedAgent) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.Agent.ID
-	}
-	return out
 }
 
 func (d *Distributor) release(ctx context.Context, o *projection.Offer, member bool, agents []string) {

@@ -43,18 +43,16 @@ type NATS struct{ nc *nats.Conn }
 // New returns the gateway client.
 func New(nc *nats.Conn) *NATS { return &NATS{nc: nc} }
 
-// API runs command on node; background runs it as bgapi (an originate
-// waits for the far end without holding the node's connection).
+// API runs command on node and waits for its reply; background runs it
+// as bgapi (an originate waits for the far end without holding the
+// node's connection).
 func (g *NATS) API(ctx context.Context, node, command string, background bool, timeout time.Duration) (string, error) {
-	rctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
-	defer cancel()
-	msg, err := g.nc.RequestWithContext(rctx, "fs."+node+".api", apiBody(command, background, timeout))
-	return apiReply(node, command, msg, err)
+	return g.Send(ctx, node, command, background, timeout)()
 }
 
-// Send is API split in two: the request is published before Send returns,
-// on the caller's goroutine, and the returned wait blocks for the reply.
-// An originate goes out without first waiting for a goroutine to be
+// Send is API in two steps: the request is published before Send
+// returns, on the caller's goroutine, and the returned wait blocks for
+// the reply. An originate goes out without first waiting for a goroutine to be
 // scheduled — on a busy machine that wait is a good part of the time
 // between an agent becoming available and its phone ringing. wait must
 // be called once.
