@@ -105,3 +105,29 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkLoggedIn is the question every join asks — is anyone logged in
+// to the queue? — in its worst case: 10,000 agents in the queue, none
+// idle, one of them logged in (on a break).
+//
+//	cd services/queue-distributor && go test -run '^$' -bench LoggedIn ./internal/projection
+func BenchmarkLoggedIn(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t)
+	f.t = t
+	f.queue(domain.Queue{Name: "q", Strategy: domain.TopDown})
+	for i := range 10000 {
+		f.agent(fmt.Sprint("a", i), "q", 1, i%9999, nil)
+	}
+	f.ev(domain.AgentStatusChanged, "a9999", domain.StatusData{Status: domain.StatusOnBreak})
+	if t.Failed() {
+		b.Fatal("fixture failed")
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if in, err := f.s.LoggedIn(ctx, "q"); err != nil || !in {
+			b.Fatal(in, err)
+		}
+	}
+}

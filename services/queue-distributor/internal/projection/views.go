@@ -301,33 +301,12 @@ func (s *Store) LoadOutcome(ctx context.Context, callID string) ([]byte, error) 
 }
 
 // LoggedIn reports whether an agent of queue is logged in (available or
-// on a break, as mod_callcenter counts agents). An idle agent answers it
-// at once; otherwise the queue's agents are read in batches until one is
-// found.
+// on a break, as mod_callcenter counts agents): one SCARD of the queue's
+// online set, which the events keep, however many agents the queue has.
 func (s *Store) LoggedIn(ctx context.Context, queue string) (bool, error) {
-	if n, err := s.rdb.ZCard(ctx, s.key("idle", queue)).Result(); err != nil || n > 0 {
-		return n > 0, err
-	}
-	ids, err := s.rdb.HKeys(ctx, s.key("tier", queue)).Result()
+	n, err := s.rdb.SCard(ctx, s.key("online", queue)).Result()
 	if err != nil {
-		return false, fmt.Errorf("agents of %s: %w", queue, err)
+		return false, fmt.Errorf("agents logged in to %s: %w", queue, err)
 	}
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, n)
-		for i, id := range ids[:n] {
-			cmds[i] = pipe.HGet(ctx, s.key("a", id), "status")
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("agents of %s: %w", queue, err)
-		}
-		for _, c := range cmds {
-			if st := c.Val(); st != "" && st != "logged_out" {
-				return true, nil
-			}
-		}
-		ids = ids[n:]
-	}
-	return false, nil
+	return n > 0, nil
 }

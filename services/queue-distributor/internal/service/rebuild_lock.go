@@ -29,12 +29,21 @@ const RebuildGrace = 500 * time.Millisecond
 
 const rebuildLockTTL = 30 * time.Second
 
+// ProjectionFormat is the layout of the projection this code reads and
+// writes. It is part of the mark's key, so a projection another layout
+// built (an older release) bears no mark this release knows, and is
+// rebuilt from the streams at start. Raise it whenever what the events
+// write changes in a way old state lacks. 2: the online:<queue> sets.
+const ProjectionFormat = 2
+
 // ProjectionMark is the Redis key a complete build of the projection
 // under prefix leaves (a rebuild, or the first start on empty streams).
 // It lies inside the prefix, so that whatever empties the projection
 // takes it too: its absence is how a running distributor knows the
 // projection is gone. (Under lock:, which the checksum leaves out.)
-func ProjectionMark(prefix string) string { return prefix + "lock:projection" }
+func ProjectionMark(prefix string) string {
+	return prefix + "lock:projection:v" + strconv.Itoa(ProjectionFormat)
+}
 
 // MarkProjection leaves the mark of a complete build by by.
 func MarkProjection(ctx context.Context, rdb redis.UniversalClient, prefix, by string) error {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +46,8 @@ type env struct {
 	js     jetstream.JetStream
 	sim    *fssim.Sim
 	svc    *Service
+	cfg    Config
+	stop   func() // stops svc (a SIGTERM)
 	base   string
 	prefix string
 	api    chan string // api commands the "gateway" ran
@@ -90,17 +93,25 @@ func newEnv(t *testing.T) *env {
 
 	cfg := Config{NATSURL: ns.URL(), RedisURL: servers.Redis.URL(), Prefix: e.prefix, AdminAddr: "127.0.0.1:0",
 		AdminToken: token, Instance: fmt.Sprint("qd-test-", envN), Workers: 2, StatsWindow: 15 * time.Minute, ShutdownGrace: 5 * time.Second, LogLevel: "debug"}
-	e.svc, err = New(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	e.cfg = cfg
+	e.start()
+	return e
+}
+
+// start runs a distributor on e.cfg: at first, and again after stop.
+func (e *env) start() {
+	e.t.Helper()
+	svc, err := New(e.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = e.svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	e.base = "http://" + e.svc.AdminAddr()
-	e.eventually("ready", func() bool { return e.svc.ready.Load() })
-	return e
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	e.stop = sync.OnceFunc(func() { cancel(); <-done })
+	e.t.Cleanup(e.stop)
+	e.svc, e.base = svc, "http://"+svc.AdminAddr()
+	e.eventually("ready", func() bool { return svc.ready.Load() })
 }
 
 func (e *env) eventually(what string, f func() bool) {

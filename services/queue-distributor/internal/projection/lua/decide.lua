@@ -80,13 +80,9 @@ local function decide(q, now, owner, offer_id, only, lim)
   -- logged_in reports whether an agent of a level up to top is logged in
   -- (available or on break, as mod_callcenter counts them).
   local function logged_in(top)
-    local h = redis.call('HGETALL', k('tier', q))
-    for i = 1, #h, 2 do
-      local lvl = tonumber(string.match(h[i + 1], '^(%d+),'))
-      if lvl and lvl <= top then
-        local st = redis.call('HGET', k('a', h[i]), 'status')
-        if st and st ~= 'logged_out' then return true end
-      end
+    for _, a in ipairs(redis.call('SMEMBERS', k('online', q))) do
+      local lvl = tier_of(q, a)
+      if lvl and lvl <= top then return true end
     end
     return false
   end

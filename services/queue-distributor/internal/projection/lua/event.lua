@@ -68,7 +68,7 @@ local function apply_event_body(seq, typ, id, d, now)
     for _, cid in ipairs(redis.call('SMEMBERS', k('members', id))) do
       redis.call('DEL', k('m', cid))
     end
-    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id))
+    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id), k('online', id))
     redis.call('SREM', k('queues'), id)
 
   elseif typ == 'queue.tier.set' then
@@ -80,6 +80,7 @@ local function apply_event_body(seq, typ, id, d, now)
       redis.call('HSET', k('atier', d.agent), id, t)
       redis.call('HSET', k('q', id), 'ver', seq)
       redis.call('ZREM', k('idle', id), d.agent)
+      if is_online(redis.call('HGET', k('a', d.agent), 'status')) then redis.call('SADD', k('online', id), d.agent) end
       look(index(d.agent, now))
     end
 
@@ -87,6 +88,7 @@ local function apply_event_body(seq, typ, id, d, now)
     redis.call('HDEL', k('tier', id), d.agent)
     redis.call('HDEL', k('atier', d.agent), id)
     redis.call('ZREM', k('idle', id), d.agent)
+    redis.call('SREM', k('online', id), d.agent)
 
   elseif typ == 'queue.member.joined' then
     local m = d.member
@@ -188,6 +190,7 @@ local function apply_event_body(seq, typ, id, d, now)
 
   elseif typ == 'agent.deleted' then
     unindex(id)
+    set_online(id, false)
     for _, q in ipairs(redis.call('HKEYS', k('atier', id))) do
       redis.call('HDEL', k('tier', q), id)
     end
@@ -202,6 +205,7 @@ local function apply_event_body(seq, typ, id, d, now)
     else
       local old = redis.call('HGET', ak, 'status')
       redis.call('HSET', ak, 'status', d.status, 'ver', seq)
+      if is_online(old) ~= is_online(d.status) then set_online(id, is_online(d.status)) end
       if d.status == 'available' then
         redis.call('HSET', ak, 'noans', 0)
         if old == 'logged_out' then redis.call('HSET', ak, 'calls', 0, 'talk_ms', 0, 'idle_since', d.at_ms) end

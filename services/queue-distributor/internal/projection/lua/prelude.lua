@@ -54,6 +54,18 @@ local function score(q, a)
   return lvl * LEVEL + strategy_value(strat, a, pos)
 end
 
+-- online:<q> holds the agents of a queue who are logged in (any status
+-- but logged_out), so that "is anyone logged in?" — asked at every join —
+-- is one SCARD whatever the number of agents. Kept by the status, tier
+-- and delete events, so a replay builds it as the live projection did.
+local function is_online(status) return status ~= nil and status ~= false and status ~= 'logged_out' end
+
+local function set_online(a, on)
+  for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
+    if on then redis.call('SADD', k('online', q), a) else redis.call('SREM', k('online', q), a) end
+  end
+end
+
 local function unindex(a)
   for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
     redis.call('ZREM', k('idle', q), a)

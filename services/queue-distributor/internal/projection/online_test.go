@@ -1,0 +1,174 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
+)
+
+// Whether a queue has an agent logged in follows every event that can
+// change it: status, tiers, deletions — in either order.
+func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
+	ctx := context.Background()
+	status := func(f *fixture, id, st string) {
+		f.ev(domain.AgentStatusChanged, id, domain.StatusData{Status: st, At: f.clock.UnixMilli()})
+	}
+	for _, tc := range []struct {
+		name   string
+		events func(f *fixture)
+		want   bool
+	}{
+		{"nobody in the queue", func(f *fixture) {}, false},
+		{"an agent logged out", func(f *fixture) { f.agent("a1", "q", 1, 1, nil) }, false},
+		{"available", func(f *fixture) { f.agent("a1", "q", 1, 1, nil); f.available("a1") }, true},
+		{"on a break", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			status(f, "a1", domain.StatusOnBreak)
+		}, true},
+		{"logged out again", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			status(f, "a1", domain.StatusLoggedOut)
+		}, false},
+		{"logged in before the tier was set", func(f *fixture) {
+			f.ev(domain.AgentCreated, "a1", domain.AgentData{Agent: domain.Agent{ID: "a1", Contact: "user/a1"}})
+			f.available("a1")
+			f.ev(domain.TierSet, "q", domain.TierData{Agent: "a1", Level: 1, Position: 1})
+		}, true},
+		{"logged in to another queue only", func(f *fixture) {
+			f.queue(domain.Queue{Name: "other", Strategy: "top-down"})
+			f.agent("a1", "other", 1, 1, nil)
+			f.available("a1")
+		}, false},
+		{"tier removed", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.ev(domain.TierRemoved, "q", domain.TierData{Agent: "a1"})
+		}, false},
+		{"tier removed and set again", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.ev(domain.TierRemoved, "q", domain.TierData{Agent: "a1"})
+			f.ev(domain.TierSet, "q", domain.TierData{Agent: "a1", Level: 2, Position: 1})
+		}, true},
+		{"agent deleted", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.ev(domain.AgentDeleted, "a1", struct{}{})
+		}, false},
+		{"queue deleted and made again", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.ev(domain.QueueDeleted, "q", struct{}{})
+			f.queue(domain.Queue{Name: "q", Strategy: "top-down"})
+		}, false},
+		{"one of two logs out", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.agent("a2", "q", 1, 2, nil)
+			f.available("a1")
+			f.available("a2")
+			status(f, "a1", domain.StatusLoggedOut)
+		}, true},
+		{"busy on a call", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.join("q", "c1", 0, nil)
+			o, err := f.s.Decide(ctx, "q", "test", "o1", "", f.clock)
+			if err != nil || o == nil {
+				t.Fatalf("decide: %v %v", o, err)
+			}
+			f.ev(domain.AgentStateChanged, "a1", domain.StateData{State: domain.StateOffered, CallID: "c1", Queue: "q", OfferID: o.ID, At: f.clock.UnixMilli()})
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.queue(domain.Queue{Name: "q", Strategy: "top-down"})
+			tc.events(f)
+			got, err := f.s.LoggedIn(ctx, "q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("LoggedIn = %v, want %v", got, tc.want)
+			}
+			if want := loggedInByScan(t, f, "q"); got != want {
+				t.Fatalf("LoggedIn = %v, but the queue's agents read one by one say %v", got, want)
+			}
+		})
+	}
+}
+
+// loggedInByScan answers LoggedIn the long way: every agent of the
+// queue's tiers, and its status.
+func loggedInByScan(t *testing.T, f *fixture, queue string) bool {
+	t.Helper()
+	ctx := context.Background()
+	ids, err := f.s.rdb.HKeys(ctx, f.s.key("tier", queue)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		st, err := f.s.rdb.HGet(ctx, f.s.key("a", id), "status").Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		if st != "" && st != domain.StatusLoggedOut {
+			return true
+		}
+	}
+	return false
+}
+
+// A caller joining a queue where every agent is busy or on a break asks
+// whether anyone is logged in: that is one Redis command, not one per
+// agent of the queue.
+func TestLoggedInIsOneCommandWhateverTheQueueSize(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.queue(domain.Queue{Name: "q", Strategy: "top-down"})
+	for i := range 2000 {
+		id := fmt.Sprintf("a%d", i)
+		f.agent(id, "q", 1, i, nil)
+	}
+	f.ev(domain.AgentStatusChanged, "a1999", domain.StatusData{Status: domain.StatusOnBreak, At: f.clock.UnixMilli()})
+	h := &reads{}
+	f.s.rdb.AddHook(h)
+	in, err := f.s.LoggedIn(ctx, "q")
+	if err != nil || !in {
+		t.Fatalf("LoggedIn = %v %v, want true (a1999 is on a break)", in, err)
+	}
+	if n := h.n.Load(); n != 1 {
+		t.Fatalf("LoggedIn sent %d commands to Redis for 2,000 agents, want 1", n)
+	}
+}
+
+// mod_callcenter's tier-rule-no-agent-no-wait: a level with nobody logged
+// in is not waited for; a level whose agents are logged in but busy or on
+// a break is.
+func TestTierRuleNoAgentNoWaitLooksAtWhoIsLoggedIn(t *testing.T) {
+	for _, tc := range []struct {
+		level1 string // status of the level-1 agent
+		want   string // offered at once
+	}{
+		{domain.StatusLoggedOut, "[l2]"},
+		{domain.StatusOnBreak, "[]"},
+	} {
+		t.Run(tc.level1, func(t *testing.T) {
+			f := newFixture(t)
+			f.queue(domain.Queue{Name: "q", Strategy: domain.TopDown, TierRulesApply: true, TierRuleWaitSeconds: 30})
+			f.agent("l1", "q", 1, 1, nil)
+			f.agent("l2", "q", 2, 1, nil)
+			f.available("l1")
+			f.ev(domain.AgentStatusChanged, "l1", domain.StatusData{Status: tc.level1, At: f.clock.UnixMilli()})
+			f.available("l2")
+			f.join("q", "m", 0, nil)
+			if got := fmt.Sprint(f.decide("q")); got != tc.want {
+				t.Fatalf("level 1 %s: offered to %s, want %s", tc.level1, got, tc.want)
+			}
+		})
+	}
+}
