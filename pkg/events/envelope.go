@@ -88,6 +88,11 @@ func Parse(b []byte) (*Envelope, error) {
 	if e.Type == "" {
 		problems = append(problems, "type is empty")
 	}
+	if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
+		// RFC 3339 has four-digit years: an offset can carry a time
+		// outside them, which could not be written out again.
+		problems = append(problems, fmt.Sprintf("time %s is outside RFC 3339's years once in UTC", e.Time.Format(time.RFC3339)))
+	}
 	if len(problems) > 0 {
 		return nil, errors.New("invalid event: " + strings.Join(problems, "; "))
 	}
