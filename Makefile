@@ -33,7 +33,7 @@ bench-esl: setup
 	@cd e2e && $(GO) run ./cmd/eslbench
 
 # Every fuzz target of every parser: module directory and package.
-FUZZ_PKGS := pkg:./esl services/policy-runner:./internal/hours services/push-notifier:./internal/domain services/connector-proxy:./internal/domain services/connector-proxy:./internal/ports/invalidation
+FUZZ_PKGS := pkg:./esl pkg:./events services/queue-distributor:./internal/distributor services/policy-runner:./internal/hours services/push-notifier:./internal/domain services/connector-proxy:./internal/domain services/connector-proxy:./internal/ports/invalidation
 
 fuzz: setup
 	@set -e; for mp in $(FUZZ_PKGS); do \

@@ -456,10 +456,10 @@ func (d *Distributor) wakes(a domain.Agent) bool { return d.cfg.Push != nil && a
 func originate(a domain.Agent, leg string, o *projection.Offer) string {
 	vars := fmt.Sprintf("origination_uuid=%s,originate_timeout=%d,ignore_early_media=true,hangup_after_bridge=true,switchyard_offer=%s,switchyard_member=%s,switchyard_queue=%s,switchyard_agent=%s",
 		leg, a.RingTimeoutSeconds, o.ID, o.Member.CallID, o.Queue, a.ID)
-	if n := dialSafe(o.Member.CallerNumber); n != "" {
+	if n := callerNumber(o.Member.CallerNumber); n != "" {
 		vars += ",origination_caller_id_number=" + n
 	}
-	if n := dialSafe(o.Member.CallerName); n != "" {
+	if n := callerName(o.Member.CallerName); n != "" {
 		vars += ",origination_caller_id_name='" + n + "'"
 	}
 	contact := a.Contact
@@ -469,10 +469,29 @@ func originate(a domain.Agent, leg string, o *projection.Offer) string {
 	return "originate {" + vars + "}" + contact + " &park()"
 }
 
-// dialSafe keeps what can go inside a {var=value} block.
-func dialSafe(s string) string {
+// The caller's id comes from the network (a SIP header, a policy) and
+// goes into the agent's originate, which FreeSWITCH splits into arguments
+// at spaces outside '…' with \ escaping (switch_separate_string), then
+// into variables at commas, and whose values it may expand (${…}). A
+// caller id that broke that command would fail the ring, count as the
+// agent's no-answer and, max_no_answer times over, put agents on a break.
+// So the number keeps only what numbers are made of, and the name, which
+// goes inside '…', loses every character any of those steps reads.
+
+// callerNumber keeps the characters of a caller id number.
+func callerNumber(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == ',' || r == '}' || r == '{' || r == '\'' || r == '[' || r == ']' || r < ' ' {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("+*#._@:-", r) {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// callerName keeps a display name safe inside '…' in the {…} block.
+func callerName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || strings.ContainsRune(`,{}[]'"\$`, r) {
 			return -1
 		}
 		return r

@@ -184,6 +184,64 @@ func dialable(field, s string, max int) error {
 	return nil
 }
 
+var varNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+var expansionRE = regexp.MustCompile(`\$\{[^{}\s'\\]*\}`)
+
+// ownVars are the originate variables the distributor sets on every ring
+// and relies on to follow it; a contact may not set them.
+var ownVars = []string{"origination_uuid", "originate_timeout", "ignore_early_media", "hangup_after_bridge", "switchyard_"}
+
+// contact checks a dial string the way the agent's originate will read
+// it: FreeSWITCH splits the command at spaces outside '…' (a backslash
+// escaping the next byte), so spaces and quotes belong in a leading
+// {variables} block, with the quotes paired; its variables join the
+// distributor's own, which they may not replace.
+func contact(field, s string) error {
+	block, dial := "", s
+	if strings.HasPrefix(s, "{") {
+		end := strings.IndexByte(s, '}')
+		if end < 0 {
+			return fieldErr(field, "{variables} without their closing }")
+		}
+		block, dial = s[1:end], s[end+1:]
+	}
+	if dial == "" {
+		return fieldErr(field, "no endpoint after the {variables}, such as user/1000")
+	}
+	// ${var} (FreeSWITCH expands it, as in user/1000@${domain_name}) is
+	// the one brace pair an endpoint may hold.
+	if strings.ContainsAny(expansionRE.ReplaceAllString(dial, ""), " \t'{}\\") {
+		return fieldErr(field, "spaces, quotes, braces and backslashes may only stand in the leading {variables}")
+	}
+	if strings.ContainsAny(block, "{\\") || strings.Count(block, "'")%2 != 0 {
+		return fieldErr(field, "{variables}: a quote without its pair, a backslash or a nested {")
+	}
+	quoted := false
+	for _, r := range block {
+		if r == '\'' {
+			quoted = !quoted
+		} else if (r == ' ' || r == '\t') && !quoted {
+			return fieldErr(field, "{variables}: a space outside '…' (quote values with spaces: {var='a b'})")
+		}
+	}
+	for kv := range strings.SplitSeq(block, ",") {
+		if block == "" {
+			break
+		}
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !varNameRE.MatchString(name) {
+			return fieldErr(field, "{variables}: %q is not name=value (a name of letters, digits, '_', '-' or '.')", kv)
+		}
+		for _, own := range ownVars {
+			if name == own || strings.HasSuffix(own, "_") && strings.HasPrefix(name, own) {
+				return fieldErr(field, "{variables} set %s, which the distributor sets on each ring (the ring timeout is ring_timeout_seconds)", name)
+			}
+		}
+	}
+	return nil
+}
+
 // Validate checks a queue and fills defaults.
 func (q *Queue) Validate() error {
 	if err := ValidName("name", q.Name); err != nil {
@@ -275,8 +333,8 @@ func (a *Agent) Validate() error {
 	if err := dialable("contact", a.Contact, 1024); err != nil {
 		return err
 	}
-	if strings.ContainsAny(a.Contact, " \t") && !strings.HasPrefix(a.Contact, "{") {
-		return fieldErr("contact", "contains a space outside its {variables}")
+	if err := contact("contact", a.Contact); err != nil {
+		return err
 	}
 	if len(a.Name) > 128 {
 		return fieldErr("name", "longer than 128 bytes")

@@ -40,3 +40,46 @@ func TestQueueValidation(t *testing.T) {
 		t.Fatalf("defaults not filled: %+v %v", q, err)
 	}
 }
+
+// An agent's contact becomes the end of an originate command: what would
+// break that command, or replace the variables the distributor follows a
+// ring by, is refused with the reason; what mod_callcenter users write is
+// accepted.
+func TestAgentContact(t *testing.T) {
+	for _, tc := range []struct {
+		contact string
+		ok      bool
+	}{
+		{"user/1000", true},
+		{"sofia/gateway/carrier/+442079460000", true},
+		{"user/1000@${domain_name}", true},
+		{"[leg_timeout=10]user/1000", true},
+		{"{ignore_display_updates=true}user/1000", true},
+		{"{sip_h_X-Team='night shift',absolute_codec_string=PCMU}sofia/internal/1000@pbx", true},
+		{"", false},
+		{"user/1000 &bridge(user/2)", false},
+		{"user/1000'", false},
+		{`user/1000\`, false},
+		{"{sip_h_X='a}user/1000", false},
+		{"{sip_h_X=a b}user/1000", false},
+		{"{ignore_display_updates=true}", false},
+		{"{ignore_display_updates=true", false},
+		{"{a={b}}user/1000", false},
+		{"{origination_uuid=7c0f}user/1000", false},
+		{"{originate_timeout=5}user/1000", false},
+		{"{switchyard_agent=other}user/1000", false},
+		{"{=x}user/1000", false},
+		{"{ignore_display_updates}user/1000", false},
+		{"user/1000\n", false},
+	} {
+		a := Agent{ID: "1000", Contact: tc.contact}
+		err := a.Validate()
+		var fe *FieldError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%q refused: %v", tc.contact, err)
+		case !tc.ok && (!errors.As(err, &fe) || fe.Field != "contact"):
+			t.Errorf("%q: err %v, want one on contact", tc.contact, err)
+		}
+	}
+}
