@@ -412,6 +412,19 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	run.mu.Lock()
 	answered, reason := run.winner != "", run.reason
 	run.mu.Unlock()
+	if !answered && reason == "" && unreached(declined) {
+		// No ring reached a phone (no gateway serves the node, no reply):
+		// offering the next agent at once would run through the queue's
+		// agents in a loop of failures for as long as the outage lasts.
+		// The member stays offered a moment, unless the caller leaves.
+		select {
+		case <-ctx.Done():
+		case <-time.After(MinRetryDelay):
+		}
+		run.mu.Lock()
+		answered, reason = run.winner != "", run.reason
+		run.mu.Unlock()
+	}
 	if !answered && reason == "" {
 		// Nobody answered: the member waits for the next agent.
 		if _, err := d.cfg.Log.Append(bg, o.ID+"-requeued", domain.MemberRequeued, o.Queue, o.Member.CallID,
@@ -419,6 +432,17 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 			d.log.Error("cannot requeue a member", "callid", o.Member.CallID, "err", err)
 		}
 	}
+}
+
+// unreached reports whether every ring in declined failed without a
+// hang-up cause: none of them reached a phone.
+func unreached(declined []ringResult) bool {
+	for _, r := range declined {
+		if gateway.CauseOf(r.err) != "" {
+			return false
+		}
+	}
+	return len(declined) > 0
 }
 
 // lostClaimPause is how long a member whose agents all changed while being
@@ -537,14 +561,18 @@ func (d *Distributor) bridge(ctx context.Context, run *offerRun, o *projection.O
 // decline stores how an agent's ring ended, with mod_callcenter's delays.
 func (d *Distributor) decline(ctx context.Context, run *offerRun, o *projection.Offer, r ringResult) {
 	cause := gateway.CauseOf(r.err)
+	reason, delay, counts := classify(cause, r.agent)
 	if cause == "" {
 		cause = "FAILED"
 	}
-	reason, delay, counts := classify(cause, r.agent)
 	at := now()
 	data := domain.DeclineData{CallID: o.Member.CallID, OfferID: o.ID, Reason: reason, Cause: cause, NoAnswer: counts, ReadyAt: at.Add(delay).UnixMilli(), At: at.UnixMilli()}
 	if _, err := d.cfg.Log.Append(ctx, o.ID+"-declined-"+r.agent.ID, domain.AgentOfferDeclined, r.agent.ID, o.Member.CallID, data, eventlog.Any); err != nil {
 		d.log.Error("cannot store agent.offer.declined", "agent", r.agent.ID, "err", err)
+		return
+	}
+	if reason == "failed" {
+		d.log.Warn("could not ring the agent (not counted as a no-answer)", "agent", r.agent.ID, "callid", o.Member.CallID, "node", o.Member.Node, "err", r.err)
 		return
 	}
 	d.log.Info("agent did not take the call", "agent", r.agent.ID, "callid", o.Member.CallID, "reason", reason, "cause", cause)
@@ -569,6 +597,12 @@ func classify(cause string, a domain.Agent) (reason string, delay time.Duration,
 		return "rejected", s(a.RejectDelaySeconds), false
 	case "USER_NOT_REGISTERED":
 		return "not_registered", 5 * time.Second, false
+	case "":
+		// No hang-up cause: the ring never reached the phone (no gateway
+		// serves the node, no reply, a refused command). Not the agent's
+		// doing, so not a no-answer: an outage must not put a queue's
+		// agents on a break.
+		return "failed", MinRetryDelay, false
 	}
 	return "no_answer", s(a.NoAnswerDelaySecs), true
 }

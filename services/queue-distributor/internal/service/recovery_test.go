@@ -269,3 +269,33 @@ func TestReservationOfADeadInstanceHasItsRingHungUp(t *testing.T) {
 		t.Fatalf("members after the take-over: %v", m)
 	}
 }
+
+// A ring that fails without a hang-up cause — no esl-gateway serves the
+// caller's node (restarting, or the node is gone), no reply, a refused
+// command — is not the agent's doing: it is not a no-answer, so an
+// infrastructure fault does not put a queue's agents on a break. The
+// caller is offered again after the minimum wait.
+func TestRingsFailingWithoutACauseAreNotTheAgentsNoAnswer(t *testing.T) {
+	e := newEnv(t)
+	agents := []string{"3001", "3002", "3003", "3004", "3005", "3006", "3007", "3008"}
+	e.setup("top-down", agents...) // max_no_answer 1
+	start := time.Now()
+	if r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-fs9", Queue: "support", Node: "fs9"}); r.Error != nil {
+		t.Fatalf("enqueue: %+v", r.Error)
+	}
+	e.eventually("two failed rings", func() bool {
+		return strings.Count(e.history("AGENTS", "c-fs9"), "agent.offer.declined") >= 2
+	})
+	for _, id := range agents {
+		a := e.do("GET", "/v1/agents/"+id, nil, 200)
+		if a["status"] != domain.StatusAvailable || a["no_answer_count"] != float64(0) {
+			t.Fatalf("after rings to a node nobody serves: agent %s status %v, no-answers %v; want available and 0", id, a["status"], a["no_answer_count"])
+		}
+	}
+	// One offer a second while the outage lasts, not one agent after
+	// another as fast as the rings fail.
+	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
+	if n := strings.Count(e.history("QUEUES", "c-fs9"), "queue.member.offered"); n > 4 {
+		t.Fatalf("%d offers in 2.5 s to a node nobody serves, want at most 4", n)
+	}
+}
