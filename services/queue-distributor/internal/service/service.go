@@ -130,7 +130,10 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		}},
 	}})
 	adminhttp.Register(adm, adminhttp.Deps{D: s.d, Store: s.store, Window: cfg.StatsWindow})
-	adm.Handle("GET /v1/stats/stream", wallboard.Stream(adminhttp.StatsJSON(s.store, cfg.StatsWindow), time.Second))
+	// Wallboards poll each second; they share a snapshot up to half a
+	// second old, so one more open wallboard costs Redis nothing.
+	const wallboardFresh = 500 * time.Millisecond
+	adm.Handle("GET /v1/stats/stream", wallboard.Stream(adminhttp.StatsJSON(s.store, cfg.StatsWindow, wallboardFresh), time.Second))
 	// The wallboard page is public (it holds no data; it reads the token
 	// from its URL fragment); everything else is the admin API.
 	mux := http.NewServeMux()

@@ -300,11 +300,20 @@ func Register(srv *admin.Server, d Deps) {
 // `at` kept from the snapshot before while the numbers are the same — the
 // stream sends only changed bytes, and a fresh time on every poll would
 // make every poll a change.
-func StatsJSON(st *projection.Store, window time.Duration) func(ctx context.Context) ([]byte, error) {
+//
+// Every stream polls it each second, and a snapshot reads every agent of
+// every queue in one Redis script each, which holds Redis (and the offers
+// waiting on it) for its length: so all streams share it. A snapshot
+// younger than fresh is handed out again, and streams asking while one is
+// being computed wait for that one: however many wallboards are open,
+// Redis computes about one snapshot per fresh.
+func StatsJSON(st *projection.Store, window, fresh time.Duration) func(ctx context.Context) ([]byte, error) {
 	var mu sync.Mutex
-	var lastQueues []byte
-	var lastAt time.Time
-	return func(ctx context.Context) ([]byte, error) {
+	var lastQueues, last []byte
+	var lastAt, madeAt time.Time
+	var running chan struct{} // closed when the snapshot being made is ready
+	var runErr error
+	snapshot := func(ctx context.Context) ([]byte, error) {
 		b, err := Stats(ctx, st, window)
 		if err != nil {
 			return nil, err
@@ -321,6 +330,45 @@ func StatsJSON(st *projection.Store, window time.Duration) func(ctx context.Cont
 		}
 		mu.Unlock()
 		return json.Marshal(b)
+	}
+	return func(ctx context.Context) ([]byte, error) {
+		mu.Lock()
+		if last != nil && time.Since(madeAt) < fresh {
+			b := last
+			mu.Unlock()
+			return b, nil
+		}
+		if running != nil {
+			wait := running
+			mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			mu.Lock()
+			b, err := last, runErr
+			mu.Unlock()
+			return b, err
+		}
+		done := make(chan struct{})
+		running = done
+		mu.Unlock()
+		// Not the asking stream's context: the others wait for this
+		// snapshot too.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		b, err := snapshot(cctx)
+		cancel()
+		mu.Lock()
+		running, runErr = nil, err
+		if err == nil {
+			last, madeAt = b, time.Now()
+		} else {
+			last = nil
+		}
+		mu.Unlock()
+		close(done)
+		return b, err
 	}
 }
 
