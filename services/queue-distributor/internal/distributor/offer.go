@@ -483,7 +483,7 @@ func originate(a domain.Agent, leg string, o *projection.Offer) string {
 	if n := callerNumber(o.Member.CallerNumber); n != "" {
 		vars += ",origination_caller_id_number=" + n
 	}
-	if n := callerName(o.Member.CallerName); n != "" {
+	if n := strings.TrimSpace(callerName(o.Member.CallerName)); n != "" {
 		vars += ",origination_caller_id_name='" + n + "'"
 	}
 	contact := a.Contact
@@ -494,18 +494,20 @@ func originate(a domain.Agent, leg string, o *projection.Offer) string {
 }
 
 // The caller's id comes from the network (a SIP header, a policy) and
-// goes into the agent's originate, which FreeSWITCH splits into arguments
-// at spaces outside '…' with \ escaping (switch_separate_string), then
-// into variables at commas, and whose values it may expand (${…}). A
-// caller id that broke that command would fail the ring, count as the
-// agent's no-answer and, max_no_answer times over, put agents on a break.
+// goes into the agent's originate. FreeSWITCH splits that command into
+// arguments at spaces outside '…' with \ escaping, strips the quotes
+// (switch_separate_string), rings every endpoint of a dial string that
+// holds ':_:' anywhere — variables included (switch_ivr_originate) —
+// splits variables at commas and may expand ${…}. A caller id that broke
+// the command would fail the ring (and its agent's no-answer count); one
+// that added an endpoint would ring a destination of the caller's choice.
 // So the number keeps only what numbers are made of, and the name, which
 // goes inside '…', loses every character any of those steps reads.
 
 // callerNumber keeps the characters of a caller id number.
 func callerNumber(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("+*#._@:-", r) {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("+*#._@-", r) {
 			return r
 		}
 		return -1
@@ -515,7 +517,7 @@ func callerNumber(s string) string {
 // callerName keeps a display name safe inside '…' in the {…} block.
 func callerName(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || strings.ContainsRune(`,{}[]'"\$`, r) {
+		if r < ' ' || r == 0x7f || strings.ContainsRune(`,{}[]<>'"\$:|^`, r) {
 			return -1
 		}
 		return r

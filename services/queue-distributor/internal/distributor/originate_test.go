@@ -1,6 +1,8 @@
 package distributor
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -28,6 +30,10 @@ func TestOriginateKeepsItsShapeWhateverTheCallerID(t *testing.T) {
 		{"expansion", "${system(id)}", "${sofia_contact(1000)}", "systemid", "sofia_contact(1000)"},
 		{"line break", "1\r\n2", "a\nb", "12", "ab"},
 		{"only unsafe characters", `'\'`, `'\'`, "", ""},
+		{"blank name", "1", "  ", "1", ""},
+		{"another endpoint in the name", "1", "a:_:sofia/gateway/carrier/1900", "1", "a_sofia/gateway/carrier/1900"},
+		{"another endpoint in the number", "1:_:2", "n", "1_2", "n"},
+		{"alternatives in the name", "1", "a|sofia/gateway/carrier/1900", "1", "asofia/gateway/carrier/1900"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := checkOriginate(t, tc.number, tc.callerName)
@@ -47,6 +53,8 @@ func FuzzOriginate(f *testing.F) {
 	f.Add(`1\ 2`, `evil\`, "{sip_h_X-Team='a b'}sofia/gateway/gw/1001")
 	f.Add("1}x", "n','x", "{ignore_display_updates=true}user/1001@example.com")
 	f.Add("100", "n", "user/1001@${domain_name}")
+	f.Add("1:_:2", "a:_:b", "[leg_timeout=10,ORIGINATION_UUID=x]user/1001")
+	f.Add("1", "n", "{origination_caller_id_name=Support}user/1001,user/1002|user/1003")
 	f.Fuzz(func(t *testing.T, number, name, contact string) {
 		a := domain.Agent{ID: "1001", Contact: contact, RingTimeoutSeconds: 20}
 		if a.Validate() != nil {
@@ -57,15 +65,15 @@ func FuzzOriginate(f *testing.F) {
 }
 
 // checkOriginate builds the originate for a member with that caller id,
-// parses it as FreeSWITCH does and fails unless it has its shape. It
-// returns the variables of the {…} block.
+// reads it as FreeSWITCH does and fails unless it rings one endpoint with
+// our variables. It returns that leg's variables.
 func checkOriginate(t *testing.T, number, name string) map[string]string {
 	t.Helper()
 	return checkOriginateTo(t, domain.Agent{ID: "1001", Contact: "user/1001", RingTimeoutSeconds: 20}, number, name)
 }
 
-// checkOriginateTo is checkOriginate for agent a. A contact's own
-// {variables} join ours in one block.
+// checkOriginateTo is checkOriginate for agent a, whose contact's own
+// variables join ours.
 func checkOriginateTo(t *testing.T, a domain.Agent, number, name string) map[string]string {
 	t.Helper()
 	o := &projection.Offer{ID: "offer-1", Queue: "support", Member: domain.Member{CallID: "c0ffee00-0000-4000-8000-000000000001", Queue: "support", Node: "fs1", CallerNumber: number, CallerName: name}}
@@ -74,62 +82,107 @@ func checkOriginateTo(t *testing.T, a domain.Agent, number, name string) map[str
 	if !ok {
 		t.Fatalf("%q is not an originate", cmd)
 	}
-	argv := fsSplitArgs(args)
-	if len(argv) != 2 || argv[1] != "&park()" {
-		t.Fatalf("originate %q: FreeSWITCH reads %d arguments %q, want the dial string and &park()", args, len(argv), argv)
+	legs, app, err := fsOriginate(args)
+	if err != nil {
+		t.Fatalf("originate %s: FreeSWITCH would refuse it: %v", args, err)
 	}
-	dial := argv[0]
-	end := strings.IndexByte(dial, '}')
-	target := a.Contact
-	if strings.HasPrefix(target, "{") {
-		target = target[strings.IndexByte(target, '}')+1:]
+	if len(legs) != 1 || app != "&park()" {
+		t.Fatalf("originate %s: FreeSWITCH rings %d endpoints %+v then %q, want one and &park()", args, len(legs), legs, app)
 	}
-	if !strings.HasPrefix(dial, "{") || end < 0 || dial[end+1:] != target {
-		t.Fatalf("dial string %q: want {variables}%s", dial, target)
+	endpoint := a.Contact
+	if strings.HasPrefix(endpoint, "{") {
+		endpoint = endpoint[strings.IndexByte(endpoint, '}')+1:]
 	}
-	if strings.Contains(dial, "$") && !strings.Contains(a.Contact, "$") {
-		t.Fatalf("dial string %q carries a $ (FreeSWITCH expands ${…})", dial)
+	if strings.HasPrefix(endpoint, "[") {
+		endpoint = endpoint[strings.IndexByte(endpoint, ']')+1:]
+	}
+	leg := legs[0]
+	if leg.endpoint != endpoint {
+		t.Fatalf("originate %s rings %q, want %q", args, leg.endpoint, endpoint)
+	}
+	if strings.Contains(cmd, "$") && !strings.Contains(a.Contact, "$") {
+		t.Fatalf("originate %s carries a $ (FreeSWITCH expands ${…})", args)
 	}
 	want := map[string]string{"origination_uuid": "leg-1", "originate_timeout": "20", "ignore_early_media": "true", "hangup_after_bridge": "true",
 		"switchyard_offer": "offer-1", "switchyard_member": o.Member.CallID, "switchyard_queue": "support", "switchyard_agent": "1001"}
-	vars := map[string]string{}
-	for _, kv := range fsSplitVars(dial[1:end]) {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue // not a variable: FreeSWITCH skips it (switch_event_create_brackets)
-		}
-		if _, dup := vars[k]; dup && (want[k] != "" || strings.HasPrefix(k, "origination_caller_id_")) {
-			t.Fatalf("variable %s set twice in %q", k, dial)
-		}
-		vars[k] = v
-	}
-	for k, v := range vars {
-		if k == "origination_caller_id_number" || k == "origination_caller_id_name" {
-			if v == "" {
-				t.Errorf("%s set to nothing in %q", k, dial)
-			}
-			continue
-		}
-		if _, ours := want[k]; !ours {
-			continue // the contact's own
-		}
-		if want[k] != v {
-			t.Errorf("variable %s=%q in %q, want %q", k, v, dial, want[k])
+	for k, v := range want {
+		if leg.vars[k] != v {
+			t.Errorf("originate %s: %s=%q, want %q", args, k, leg.vars[k], v)
 		}
 	}
-	for k := range want {
-		if _, ok := vars[k]; !ok {
-			t.Errorf("variable %s missing from %q", k, dial)
+	for k := range leg.vars {
+		if strings.HasPrefix(k, "switchyard_") && want[k] == "" {
+			t.Errorf("originate %s sets %s", args, k)
 		}
 	}
-	return vars
+	contactSets := func(k string) bool { return strings.Contains(strings.ToLower(a.Contact), k+"=") }
+	for _, k := range []string{"origination_caller_id_number", "origination_caller_id_name"} {
+		if v, ok := leg.vars[k]; ok && v == "" && !contactSets(k) {
+			t.Errorf("originate %s sets %s to nothing", args, k)
+		}
+	}
+	return leg.vars
 }
 
-// fsSplitArgs splits an api command's arguments as FreeSWITCH's
-// switch_separate_string does with ' ' (separate_string_blank_delim,
-// src/switch_utils.c): a backslash escapes the next byte, single quotes
-// protect spaces, runs of spaces separate. Quotes and escapes are left in
-// place: the shape is what matters here.
+// fsLeg is one endpoint FreeSWITCH would ring, with its variables (names
+// lower-cased: FreeSWITCH compares them without case, and the last set
+// wins).
+type fsLeg struct {
+	endpoint string
+	vars     map[string]string
+}
+
+// fsOriginate reads the arguments of api originate as FreeSWITCH does
+// (originate_function in mod_commands.c, switch_ivr_originate in
+// switch_ivr_originate.c): the arguments, each cleaned of its quotes and
+// escapes; in the dial string, ':_:' anywhere makes several dial strings;
+// leading {…} blocks are variables for every leg; '|' and then ',' (not
+// inside […]) separate endpoints; a leading […] holds one leg's variables.
+func fsOriginate(args string) (legs []fsLeg, app string, err error) {
+	argv := fsSplitArgs(args)
+	if len(argv) != 2 {
+		return nil, "", fmt.Errorf("%d arguments %q, want the dial string and the application", len(argv), argv)
+	}
+	dial, app := fsCleanup(argv[0]), fsCleanup(argv[1])
+	if parts := strings.Split(dial, ":_:"); len(parts) > 1 {
+		for _, p := range parts {
+			legs = append(legs, fsLeg{endpoint: p})
+		}
+		return legs, app, nil
+	}
+	global := map[string]string{}
+	for strings.HasPrefix(dial, "{") {
+		end := fsEndParen(dial, '{', '}')
+		if end < 0 {
+			return nil, "", fmt.Errorf("{ without its } in %q", dial)
+		}
+		fsVars(dial[1:end], global)
+		dial = strings.TrimLeft(dial[end+1:], " ")
+	}
+	for _, alt := range strings.Split(dial, "|") {
+		for _, peer := range fsSplitPeers(alt) {
+			leg := fsLeg{vars: map[string]string{}}
+			maps.Copy(leg.vars, global)
+			peer = strings.TrimLeft(peer, " ")
+			for strings.HasPrefix(peer, "[") {
+				end := fsEndParen(peer, '[', ']')
+				if end < 0 {
+					return nil, "", fmt.Errorf("[ without its ] in %q", peer)
+				}
+				fsVars(peer[1:end], leg.vars)
+				peer = peer[end+1:]
+			}
+			leg.endpoint = peer
+			legs = append(legs, leg)
+		}
+	}
+	return legs, app, nil
+}
+
+// fsSplitArgs splits an api command's arguments as switch_separate_string
+// does with ' ' (separate_string_blank_delim, src/switch_utils.c): a
+// backslash escapes the next byte, single quotes protect spaces, runs of
+// spaces separate. Each argument is returned as found.
 func fsSplitArgs(s string) []string {
 	var out []string
 	quoted := false
@@ -158,28 +211,85 @@ func fsSplitArgs(s string) []string {
 	return out
 }
 
-// fsSplitVars splits a {…} block's content on commas as FreeSWITCH's
-// separate_string_char_delim does (a backslash escapes, a quote with a
-// closing one after it protects), and strips the quotes as
-// cleanup_separated_string does.
-func fsSplitVars(s string) []string {
-	var out []string
+// fsCleanup is cleanup_separated_string: leading spaces go, a backslash
+// before a quote, a backslash or n/r/t/s gives that character, a quote
+// with a partner after it (or closing one) is dropped, trailing unquoted
+// spaces go.
+func fsCleanup(s string) string {
+	s = strings.TrimLeft(s, " ")
+	var out []byte
+	end := 0
 	quoted := false
-	var cur strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-		case c == '\'' && (quoted || strings.IndexByte(s[i+1:], '\'') >= 0):
+		if c == '\\' && i+1 < len(s) {
+			if e, ok := map[byte]byte{'\'': '\'', '"': '"', '\\': '\\', 'n': '\n', 'r': '\r', 't': '\t', 's': ' '}[s[i+1]]; ok {
+				i++
+				out = append(out, e)
+				end = len(out)
+				continue
+			}
+		}
+		if c == '\'' && (quoted || strings.IndexByte(s[i+1:], '\'') >= 0) {
 			quoted = !quoted
-		case c == ',' && !quoted:
-			out = append(out, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(c)
+			if quoted {
+				end = len(out)
+			}
+			continue
+		}
+		out = append(out, c)
+		if c != ' ' || quoted {
+			end = len(out)
 		}
 	}
-	return append(out, cur.String())
+	return string(out[:end])
+}
+
+// fsEndParen is switch_find_end_paren: the index of the close matching
+// the open at s[0], counting nested opens; -1 when there is none.
+func fsEndParen(s string, open, close byte) int {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case open:
+			depth++
+		case close:
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// fsVars adds a block's name=value items (split at commas) to vars, as
+// switch_event_create_brackets does: an item without '=' is skipped.
+func fsVars(block string, vars map[string]string) {
+	for _, kv := range strings.Split(block, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[strings.ToLower(fsCleanup(k))] = fsCleanup(v)
+		}
+	}
+}
+
+// fsSplitPeers splits one '|' alternative into endpoints at commas that
+// are not inside a […] block.
+func fsSplitPeers(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case ',':
+			if depth <= 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }

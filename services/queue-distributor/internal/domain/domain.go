@@ -186,18 +186,30 @@ func dialable(field, s string, max int) error {
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
-var expansionRE = regexp.MustCompile(`\$\{[^{}\s'\\]*\}`)
+// expansionRE is a ${variable} in an endpoint, as in
+// user/1000@${domain_name}. Only a variable: ${api(args)} would run an API
+// command on every ring.
+var expansionRE = regexp.MustCompile(`\$\{[A-Za-z0-9_.-]+\}`)
 
 // ownVars are the originate variables the distributor sets on every ring
-// and relies on to follow it; a contact may not set them.
+// and relies on to follow it; a contact may not set them (FreeSWITCH reads
+// variable names without regard to case, and the last one set wins).
 var ownVars = []string{"origination_uuid", "originate_timeout", "ignore_early_media", "hangup_after_bridge", "switchyard_"}
 
-// contact checks a dial string the way the agent's originate will read
-// it: FreeSWITCH splits the command at spaces outside '…' (a backslash
-// escaping the next byte), so spaces and quotes belong in a leading
-// {variables} block, with the quotes paired; its variables join the
-// distributor's own, which they may not replace.
+// contact checks a dial string the way the agent's originate will read it
+// (originate {ours…}<contact> &park(); docs/api): FreeSWITCH splits the
+// command at spaces outside '…' (a backslash escaping the next byte) and
+// strips the quotes; then ':_:', '|' and ',' separate endpoints, of which
+// the distributor follows one. So: an optional {variables} block (spaces
+// only inside paired quotes), an optional [variables] block, one endpoint.
+// No variable may replace one of the distributor's.
 func contact(field, s string) error {
+	if strings.HasPrefix(s, "<") {
+		return fieldErr(field, "<variables> are not supported: put them in a leading {…} block")
+	}
+	if strings.Contains(s, ":_:") {
+		return fieldErr(field, "':_:' rings several endpoints; a contact is one endpoint (the distributor follows one leg)")
+	}
 	block, dial := "", s
 	if strings.HasPrefix(s, "{") {
 		end := strings.IndexByte(s, '}')
@@ -205,14 +217,6 @@ func contact(field, s string) error {
 			return fieldErr(field, "{variables} without their closing }")
 		}
 		block, dial = s[1:end], s[end+1:]
-	}
-	if dial == "" {
-		return fieldErr(field, "no endpoint after the {variables}, such as user/1000")
-	}
-	// ${var} (FreeSWITCH expands it, as in user/1000@${domain_name}) is
-	// the one brace pair an endpoint may hold.
-	if strings.ContainsAny(expansionRE.ReplaceAllString(dial, ""), " \t'{}\\") {
-		return fieldErr(field, "spaces, quotes, braces and backslashes may only stand in the leading {variables}")
 	}
 	if strings.ContainsAny(block, "{\\") || strings.Count(block, "'")%2 != 0 {
 		return fieldErr(field, "{variables}: a quote without its pair, a backslash or a nested {")
@@ -225,17 +229,37 @@ func contact(field, s string) error {
 			return fieldErr(field, "{variables}: a space outside '…' (quote values with spaces: {var='a b'})")
 		}
 	}
-	for kv := range strings.SplitSeq(block, ",") {
-		if block == "" {
-			break
+	legVars := ""
+	if strings.HasPrefix(dial, "[") {
+		end := strings.IndexByte(dial, ']')
+		if end < 0 {
+			return fieldErr(field, "[variables] without their closing ]")
 		}
-		name, _, ok := strings.Cut(kv, "=")
-		if !ok || !varNameRE.MatchString(name) {
-			return fieldErr(field, "{variables}: %q is not name=value (a name of letters, digits, '_', '-' or '.')", kv)
+		legVars, dial = dial[1:end], dial[end+1:]
+		if strings.ContainsAny(legVars, "[ \t'\\{}$") {
+			return fieldErr(field, "[variables]: no spaces, quotes, braces, backslashes or $ (such variables go in the leading {…} block)")
 		}
-		for _, own := range ownVars {
-			if name == own || strings.HasSuffix(own, "_") && strings.HasPrefix(name, own) {
-				return fieldErr(field, "{variables} set %s, which the distributor sets on each ring (the ring timeout is ring_timeout_seconds)", name)
+	}
+	if dial == "" {
+		return fieldErr(field, "no endpoint after the variables, such as user/1000")
+	}
+	if strings.ContainsAny(expansionRE.ReplaceAllString(dial, ""), " \t'\\{}[]$,|") {
+		return fieldErr(field, "the endpoint holds a space, quote, backslash, brace, bracket, '$', ',' or '|': one endpoint per contact, variables in {…} or […] before it, ${variable} expansions only")
+	}
+	for _, vars := range []string{block, legVars} {
+		if vars == "" {
+			continue
+		}
+		for kv := range strings.SplitSeq(vars, ",") {
+			name, _, ok := strings.Cut(kv, "=")
+			if !ok || !varNameRE.MatchString(name) {
+				return fieldErr(field, "variables: %q is not name=value (a name of letters, digits, '_', '-' or '.')", kv)
+			}
+			lower := strings.ToLower(name)
+			for _, own := range ownVars {
+				if lower == own || strings.HasSuffix(own, "_") && strings.HasPrefix(lower, own) {
+					return fieldErr(field, "variables set %s, which the distributor sets on each ring (the ring timeout is ring_timeout_seconds)", name)
+				}
 			}
 		}
 	}

@@ -71,6 +71,20 @@ func TestAgentContact(t *testing.T) {
 		{"{=x}user/1000", false},
 		{"{ignore_display_updates}user/1000", false},
 		{"user/1000\n", false},
+		{"[leg_timeout=10,sip_h_X-Team=night]user/1000", true},
+		{"{ORIGINATION_UUID=7c0f}user/1000", false},
+		{"{Originate_Timeout=600}user/1000", false},
+		{"[origination_uuid=7c0f]user/1000", false},
+		{"[SWITCHYARD_agent=x]user/1000", false},
+		{"user/1000,user/1001", false},
+		{"user/1000|user/1001", false},
+		{"user/1000:_:user/1001", false},
+		{"{x=1}user/1000:_:sofia/gateway/carrier/1900", false},
+		{"<x=1>user/1000", false},
+		{"user/1000@${bgapi(originate sofia/gateway/x/1)}", false},
+		{"user/$1000", false},
+		{"[x='a b']user/1000", false},
+		{"{origination_caller_id_name=Support}user/1000", true},
 	} {
 		a := Agent{ID: "1000", Contact: tc.contact}
 		err := a.Validate()

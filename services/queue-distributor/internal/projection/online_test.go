@@ -73,6 +73,43 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 			f.available("a2")
 			status(f, "a1", domain.StatusLoggedOut)
 		}, true},
+		{"logged out while in two queues", func(f *fixture) {
+			f.queue(domain.Queue{Name: "other", Strategy: "top-down"})
+			f.agent("a1", "q", 1, 1, nil)
+			f.ev(domain.TierSet, "other", domain.TierData{Agent: "a1", Level: 1, Position: 1})
+			f.available("a1")
+			status(f, "a1", domain.StatusLoggedOut)
+		}, false},
+		{"deleted, made again, logged in", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.ev(domain.AgentDeleted, "a1", struct{}{})
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+		}, true},
+		{"deleted, made again, not logged in", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil)
+			f.available("a1")
+			f.ev(domain.AgentDeleted, "a1", struct{}{})
+			f.agent("a1", "q", 1, 1, nil)
+		}, false},
+		{"put on a break by max_no_answer", func(f *fixture) {
+			f.agent("a1", "q", 1, 1, nil) // max_no_answer 2
+			f.available("a1")
+			for i := range 2 {
+				call := fmt.Sprint("c", i)
+				f.join("q", call, 0, nil)
+				o, err := f.s.Decide(ctx, "q", "test", "o"+call, "", f.clock)
+				if err != nil || o == nil {
+					t.Fatalf("decide: %v %v", o, err)
+				}
+				f.ev(domain.AgentStateChanged, "a1", domain.StateData{State: domain.StateOffered, CallID: call, Queue: "q", OfferID: o.ID, At: f.clock.UnixMilli()})
+				f.ev(domain.AgentOfferDeclined, "a1", domain.DeclineData{CallID: call, OfferID: o.ID, Reason: "no_answer", NoAnswer: true, At: f.clock.UnixMilli()})
+			}
+			if a, _ := f.s.Agent(ctx, "a1"); a.Status != domain.StatusOnBreak {
+				t.Fatalf("status %s after two no-answers, want on_break", a.Status)
+			}
+		}, true},
 		{"busy on a call", func(f *fixture) {
 			f.agent("a1", "q", 1, 1, nil)
 			f.available("a1")

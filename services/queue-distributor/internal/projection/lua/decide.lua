@@ -79,12 +79,18 @@ local function decide(q, now, owner, offer_id, only, lim)
 
   -- logged_in reports whether an agent of a level up to top is logged in
   -- (available or on break, as mod_callcenter counts them).
+  -- The lowest level anyone logged in has, read once per call (many
+  -- members may ask).
+  local lowest_online
   local function logged_in(top)
-    for _, a in ipairs(redis.call('SMEMBERS', k('online', q))) do
-      local lvl = tier_of(q, a)
-      if lvl and lvl <= top then return true end
+    if lowest_online == nil then
+      lowest_online = false
+      for _, a in ipairs(redis.call('SMEMBERS', k('online', q))) do
+        local lvl = tier_of(q, a)
+        if lvl and (not lowest_online or lvl < lowest_online) then lowest_online = lvl end
+      end
     end
-    return false
+    return lowest_online and lowest_online <= top
   end
 
   local function pick(m, wait)
