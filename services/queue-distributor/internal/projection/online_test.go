@@ -3,7 +3,10 @@ package projection
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -208,4 +211,131 @@ func TestTierRuleNoAgentNoWaitLooksAtWhoIsLoggedIn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The stats' agent numbers are counts the events keep (acount:<queue>),
+// not a read of every agent: after any sequence of status, state, tier,
+// offer, release and delete changes they must be what reading every agent
+// of the queue gives — and the online set must be too.
+func TestAgentCountsFollowEveryChange(t *testing.T) {
+	ctx := context.Background()
+	for seed := range int64(6) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			f := newFixture(t)
+			rng := rand.New(rand.NewPCG(uint64(seed), 7))
+			queues := []string{"q1", "q2", "q3"}
+			for _, q := range queues {
+				f.queue(domain.Queue{Name: q, Strategy: domain.RingAll})
+			}
+			agents := []string{"a1", "a2", "a3", "a4", "a5"}
+			calls := 0
+			statuses := []string{domain.StatusAvailable, domain.StatusOnBreak, domain.StatusLoggedOut}
+			for step := range 300 {
+				a, q := agents[rng.IntN(len(agents))], queues[rng.IntN(len(queues))]
+				var what string
+				switch rng.IntN(9) {
+				case 0:
+					what = "create " + a
+					f.ev(domain.AgentCreated, a, domain.AgentData{Agent: domain.Agent{ID: a, Contact: "user/" + a, MaxNoAnswer: 2}})
+				case 1:
+					what = "delete " + a
+					f.ev(domain.AgentDeleted, a, struct{}{})
+				case 2:
+					what = "tier " + a + " " + q
+					f.ev(domain.TierSet, q, domain.TierData{Agent: a, Level: 1 + rng.IntN(2), Position: rng.IntN(5)})
+				case 3:
+					what = "untier " + a + " " + q
+					f.ev(domain.TierRemoved, q, domain.TierData{Agent: a})
+				case 4, 5:
+					st := statuses[rng.IntN(len(statuses))]
+					what = st + " " + a
+					f.ev(domain.AgentStatusChanged, a, domain.StatusData{Status: st, At: f.clock.UnixMilli()})
+				default:
+					// A caller: offered (reserved), then declined, released,
+					// or answered and served to the end.
+					calls++
+					call := fmt.Sprint("c", calls)
+					f.join(q, call, 0, nil)
+					o, err := f.s.Decide(ctx, q, "test", "o"+call, "", f.clock)
+					if err != nil {
+						t.Fatal(err)
+					}
+					what = "caller " + call + " in " + q
+					if o == nil {
+						break
+					}
+					ids := make([]string, len(o.Agents))
+					for i, oa := range o.Agents {
+						ids[i] = oa.Agent.ID
+					}
+					switch rng.IntN(3) {
+					case 0:
+						what += ": reserved, released"
+						if err := f.s.Release(ctx, q, call, o.ID, true, ids, f.clock); err != nil {
+							t.Fatal(err)
+						}
+					case 1:
+						what += ": offered, declined"
+						for _, id := range ids {
+							f.ev(domain.AgentStateChanged, id, domain.StateData{State: domain.StateOffered, CallID: call, Queue: q, OfferID: o.ID, At: f.clock.UnixMilli()})
+							f.ev(domain.AgentOfferDeclined, id, domain.DeclineData{CallID: call, OfferID: o.ID, Reason: "no_answer", NoAnswer: true, At: f.clock.UnixMilli()})
+						}
+					default:
+						what += ": answered by " + ids[0]
+						f.ev(domain.AgentStateChanged, ids[0], domain.StateData{State: domain.StateOffered, CallID: call, Queue: q, OfferID: o.ID, At: f.clock.UnixMilli()})
+						f.ev(domain.AgentStateChanged, ids[0], domain.StateData{State: domain.StateInCall, CallID: call, OfferID: o.ID, At: f.clock.UnixMilli()})
+						if rng.IntN(2) == 0 {
+							f.ev(domain.AgentStateChanged, ids[0], domain.StateData{State: domain.StateWrapUp, CallID: call, ReadyAt: f.clock.UnixMilli(), At: f.clock.UnixMilli()})
+							f.ev(domain.AgentStateChanged, ids[0], domain.StateData{State: domain.StateIdle, At: f.clock.UnixMilli()})
+						}
+						if err := f.s.Release(ctx, q, call, o.ID, false, ids[1:], f.clock); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				f.tick(time.Second)
+				for _, q := range queues {
+					st, ok, err := f.s.Stats(ctx, q, f.clock, time.Hour)
+					if err != nil || !ok {
+						t.Fatal(ok, err)
+					}
+					if want := countByScan(t, f, q); !maps.Equal(st.Agents, want) {
+						t.Fatalf("step %d (%s): %s agents %v, reading every agent gives %v", step, what, q, st.Agents, want)
+					}
+					in, _ := f.s.LoggedIn(ctx, q)
+					if want := loggedInByScan(t, f, q); in != want {
+						t.Fatalf("step %d (%s): %s LoggedIn %v, reading every agent gives %v", step, what, q, in, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// countByScan is the stats' agent numbers the long way (what stats.lua
+// computed before the counts): every agent of the queue's tiers.
+func countByScan(t *testing.T, f *fixture, queue string) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]int{"logged_out": 0, "available": 0, "on_break": 0, "idle": 0, "offered": 0, "in_call": 0, "wrap_up": 0}
+	ids, err := f.s.rdb.HKeys(ctx, f.s.key("tier", queue)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		h, err := f.s.rdb.HMGet(ctx, f.s.key("a", id), "status", "state").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _ := h[0].(string)
+		state, _ := h[1].(string)
+		if status == "" {
+			continue
+		}
+		out[status]++
+		if status != domain.StatusLoggedOut {
+			out[state]++
+		}
+	}
+	return out
 }

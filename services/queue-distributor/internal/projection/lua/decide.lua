@@ -135,7 +135,10 @@ local function decide(q, now, owner, offer_id, only, lim)
         local out = {cid, mraw}
         for _, a in ipairs(got) do
           local ak = k('a', a)
+          local qs = redis.call('HKEYS', k('atier', a))
+          count(a, -1, qs)
           redis.call('HSET', ak, 'state', 'offered', 'offer_id', offer_id, 'offer_call', cid, 'offer_queue', q, 'owner', owner)
+          count(a, 1, qs)
           redis.call('SADD', k('offered'), a)
           unindex(a)
           local h = redis.call('HMGET', ak, 'cfg', 'ver')

@@ -68,7 +68,7 @@ local function apply_event_body(seq, typ, id, d, now)
     for _, cid in ipairs(redis.call('SMEMBERS', k('members', id))) do
       redis.call('DEL', k('m', cid))
     end
-    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id), k('online', id))
+    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id), k('online', id), k('acount', id))
     redis.call('SREM', k('queues'), id)
 
   elseif typ == 'queue.tier.set' then
@@ -76,7 +76,9 @@ local function apply_event_body(seq, typ, id, d, now)
       ignored('no such queue')
     else
       local t = d.level .. ',' .. (d.position or 0)
+      local new = redis.call('HEXISTS', k('tier', id), d.agent) == 0
       redis.call('HSET', k('tier', id), d.agent, t)
+      if new then count(d.agent, 1, {id}) end
       redis.call('HSET', k('atier', d.agent), id, t)
       redis.call('HSET', k('q', id), 'ver', seq)
       redis.call('ZREM', k('idle', id), d.agent)
@@ -85,6 +87,7 @@ local function apply_event_body(seq, typ, id, d, now)
     end
 
   elseif typ == 'queue.tier.removed' then
+    if redis.call('HEXISTS', k('tier', id), d.agent) == 1 then count(d.agent, -1, {id}) end
     redis.call('HDEL', k('tier', id), d.agent)
     redis.call('HDEL', k('atier', d.agent), id)
     redis.call('ZREM', k('idle', id), d.agent)
@@ -180,6 +183,7 @@ local function apply_event_body(seq, typ, id, d, now)
     redis.call('SADD', k('agents'), id)
     if redis.call('EXISTS', ak) == 0 then
       redis.call('HSET', ak, 'status', 'logged_out', 'state', 'idle', 'calls', 0, 'talk_ms', 0, 'noans', 0, 'idle_since', now)
+      count(id, 1)
     end
     redis.call('HSET', ak, 'cfg', cjson.encode(a), 'ver', seq)
     redis.call('DEL', k('ask', id))
@@ -191,6 +195,7 @@ local function apply_event_body(seq, typ, id, d, now)
   elseif typ == 'agent.deleted' then
     unindex(id)
     set_online(id, false)
+    count(id, -1)
     for _, q in ipairs(redis.call('HKEYS', k('atier', id))) do
       redis.call('HDEL', k('tier', q), id)
     end
@@ -204,7 +209,10 @@ local function apply_event_body(seq, typ, id, d, now)
       ignored('no such agent')
     else
       local old = redis.call('HGET', ak, 'status')
+      local qs = redis.call('HKEYS', k('atier', id))
+      count(id, -1, qs)
       redis.call('HSET', ak, 'status', d.status, 'ver', seq)
+      count(id, 1, qs)
       if is_online(old) ~= is_online(d.status) then set_online(id, is_online(d.status)) end
       if d.status == 'available' then
         redis.call('HSET', ak, 'noans', 0)
@@ -218,6 +226,8 @@ local function apply_event_body(seq, typ, id, d, now)
     if redis.call('EXISTS', ak) == 0 then
       ignored('no such agent')
     else
+      local qs = redis.call('HKEYS', k('atier', id))
+      count(id, -1, qs)
       local cur = redis.call('HMGET', ak, 'state', 'offer_id', 'offer_call')
       if d.state == 'offered' then
         if cur[1] == 'idle' or (cur[1] == 'offered' and cur[2] == d.offer_id) then
@@ -263,12 +273,15 @@ local function apply_event_body(seq, typ, id, d, now)
       else
         ignored('unknown state')
       end
+      count(id, 1, qs)
     end
 
   elseif typ == 'agent.offer.declined' then
     local ak = k('a', id)
     local cur = redis.call('HMGET', ak, 'state', 'offer_id', 'noans', 'cfg', 'status')
     if cur[1] == 'offered' and cur[2] == d.offer_id then
+      local qs = redis.call('HKEYS', k('atier', id))
+      count(id, -1, qs)
       redis.call('SREM', k('offered'), id)
       redis.call('HSET', ak, 'state', 'idle', 'ready_at', d.ready_at_ms or d.at_ms, 'ver', seq)
       redis.call('HDEL', ak, 'offer_id', 'offer_call', 'offer_queue', 'owner', 'offered_at', 'leg', 'node')
@@ -281,6 +294,7 @@ local function apply_event_body(seq, typ, id, d, now)
           out[2] = 'max_no_answer'
         end
       end
+      count(id, 1, qs)
       look(index(id, now))
     else
       ignored('no such offer')

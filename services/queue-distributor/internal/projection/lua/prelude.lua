@@ -66,6 +66,22 @@ local function set_online(a, on)
   end
 end
 
+-- acount:<q> counts a queue's agents by status and, those logged in, by
+-- state — what the stats show — so that a stats call reads one hash, not
+-- every agent of the queue. Whatever changes an agent's status, state or
+-- queues takes it out of its queues' counts first (count(a, -1)) and puts
+-- it back after (count(a, 1)). A count that reaches 0 is deleted, so the
+-- hash holds the same fields however it got there (a rebuild compares).
+local function count(a, sign, qs)
+  local h = redis.call('HMGET', k('a', a), 'status', 'state')
+  if not h[1] then return end
+  for _, q in ipairs(qs or redis.call('HKEYS', k('atier', a))) do
+    local ck = k('acount', q)
+    if redis.call('HINCRBY', ck, h[1], sign) == 0 then redis.call('HDEL', ck, h[1]) end
+    if h[1] ~= 'logged_out' and redis.call('HINCRBY', ck, h[2], sign) == 0 then redis.call('HDEL', ck, h[2]) end
+  end
+end
+
 local function unindex(a)
   for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
     redis.call('ZREM', k('idle', q), a)

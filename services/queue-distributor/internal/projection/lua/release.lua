@@ -14,7 +14,10 @@ for i = 7, #ARGV do
   local ak = k('a', a)
   local h = redis.call('HMGET', ak, 'state', 'offer_id', 'leg')
   if h[1] == 'offered' and h[2] == offer_id and not h[3] then
+    local qs = redis.call('HKEYS', k('atier', a))
+    count(a, -1, qs)
     redis.call('HSET', ak, 'state', 'idle')
+    count(a, 1, qs)
     redis.call('SREM', k('offered'), a)
     redis.call('HDEL', ak, 'offer_id', 'offer_call', 'offer_queue', 'owner')
     index(a, now)

@@ -8,13 +8,8 @@ for _, cid in ipairs(waiting) do
   oldest = math.min(oldest, num(redis.call('HGET', k('m', cid), 'joined_ms'), now))
 end
 local agents = {logged_out = 0, available = 0, on_break = 0, idle = 0, offered = 0, in_call = 0, wrap_up = 0}
-for _, a in ipairs(redis.call('HKEYS', k('tier', q))) do
-  local h = redis.call('HMGET', k('a', a), 'status', 'state')
-  if h[1] then
-    agents[h[1]] = (agents[h[1]] or 0) + 1
-    if h[1] ~= 'logged_out' then agents[h[2]] = (agents[h[2]] or 0) + 1 end
-  end
-end
+local counts = redis.call('HGETALL', k('acount', q)) -- kept by the events (prelude's count)
+for i = 1, #counts, 2 do agents[counts[i]] = tonumber(counts[i + 1]) end
 local answered, abandoned, exited, in_sl, wait_sum = 0, 0, 0, 0, 0
 for _, e in ipairs(redis.call('ZRANGEBYSCORE', k('hist', q), now - window, '+inf')) do
   local _, kind, wait, ok = string.match(e, '^(%d+)|([^|]+)|(%d+)|(%d)$')
