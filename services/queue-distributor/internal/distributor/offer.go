@@ -402,6 +402,11 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 		}
 	}
 	for _, r := range declined {
+		if gateway.CauseOf(r.err) == "" {
+			// No answer from the gateway is not proof there is no leg (an
+			// ESL connection lost mid-originate): hang it up, in case.
+			d.hangupLeg(bg, o.Member.Node, r.leg, "ORIGINATOR_CANCEL")
+		}
 		d.decline(bg, run, o, r)
 	}
 	if len(agents) == 0 {
@@ -412,23 +417,18 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	run.mu.Lock()
 	answered, reason := run.winner != "", run.reason
 	run.mu.Unlock()
-	if !answered && reason == "" && unreached(declined) {
-		// No ring reached a phone (no gateway serves the node, no reply):
-		// offering the next agent at once would run through the queue's
-		// agents in a loop of failures for as long as the outage lasts.
-		// The member stays offered a moment, unless the caller leaves.
-		select {
-		case <-ctx.Done():
-		case <-time.After(MinRetryDelay):
-		}
-		run.mu.Lock()
-		answered, reason = run.winner != "", run.reason
-		run.mu.Unlock()
-	}
 	if !answered && reason == "" {
-		// Nobody answered: the member waits for the next agent.
-		if _, err := d.cfg.Log.Append(bg, o.ID+"-requeued", domain.MemberRequeued, o.Queue, o.Member.CallID,
-			domain.MemberEndData{CallID: o.Member.CallID, OfferID: o.ID, Reason: "not_answered", At: now().UnixMilli()}, eventlog.Any); err != nil {
+		// Nobody answered: the member waits for the next agent. When no
+		// ring reached a phone (no gateway serves the node, no reply),
+		// offering the next agent at once would run through the queue's
+		// agents in a loop of failures for as long as the outage lasts:
+		// the member waits — as a waiting member, its max wait running —
+		// until retry_at before it is offered again.
+		data := domain.MemberEndData{CallID: o.Member.CallID, OfferID: o.ID, Reason: "not_answered", At: now().UnixMilli()}
+		if unreached(declined) {
+			data.RetryAt = now().Add(MinRetryDelay).UnixMilli()
+		}
+		if _, err := d.cfg.Log.Append(bg, o.ID+"-requeued", domain.MemberRequeued, o.Queue, o.Member.CallID, data, eventlog.Any); err != nil {
 			d.log.Error("cannot requeue a member", "callid", o.Member.CallID, "err", err)
 		}
 	}

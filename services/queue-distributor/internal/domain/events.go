@@ -84,6 +84,9 @@ type MemberEndData struct {
 	Target  string `json:"target,omitempty"` // overflow target
 	WaitMS  int64  `json:"wait_ms"`
 	At      int64  `json:"at_ms"`
+	// RetryAt (requeued): the member is not offered again before this
+	// time (unix ms) — its last offer reached no phone.
+	RetryAt int64 `json:"retry_at_ms,omitempty"`
 }
 
 // AgentData is agent.created / agent.updated.

@@ -339,3 +339,40 @@ func countByScan(t *testing.T, f *fixture, queue string) map[string]int {
 	}
 	return out
 }
+
+// A member requeued with a retry time (its last offer reached no phone)
+// is not offered before it; the wake loop returns its queue when it comes.
+func TestRequeuedMemberWaitsForItsRetryTime(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.queue(domain.Queue{Name: "q", Strategy: domain.TopDown})
+	f.agent("a1", "q", 1, 1, nil)
+	f.available("a1")
+	f.join("q", "c1", 0, nil)
+	o, err := f.s.Decide(ctx, "q", "test", "o1", "", f.clock)
+	if err != nil || o == nil {
+		t.Fatalf("decide: %v %v", o, err)
+	}
+	f.ev(domain.MemberOffered, "q", domain.OfferData{CallID: "c1", OfferID: o.ID, Agents: []string{"a1"}, At: f.clock.UnixMilli()})
+	if err := f.s.Release(ctx, "q", "c1", o.ID, false, []string{"a1"}, f.clock); err != nil {
+		t.Fatal(err)
+	}
+	retry := f.clock.Add(time.Second)
+	f.ev(domain.MemberRequeued, "q", domain.MemberEndData{CallID: "c1", OfferID: o.ID, Reason: "not_answered", RetryAt: retry.UnixMilli(), At: f.clock.UnixMilli()})
+	if got := f.decide("q"); got != nil {
+		t.Fatalf("offered to %v before the retry time", got)
+	}
+	if next, err := f.s.NextWake(ctx); err != nil || !next.Equal(retry) {
+		t.Fatalf("next wake %v (%v), want the retry time %v", next, err, retry)
+	}
+	if qs, _, err := f.s.Wake(ctx, retry.Add(-time.Millisecond)); err != nil || len(qs) != 0 {
+		t.Fatalf("wake before the retry time: %v %v", qs, err)
+	}
+	f.clock = retry
+	if qs, _, err := f.s.Wake(ctx, retry); err != nil || len(qs) != 1 || qs[0] != "q" {
+		t.Fatalf("wake at the retry time: queues %v (%v), want [q]", qs, err)
+	}
+	if got := fmt.Sprint(f.decide("q")); got != "[a1]" {
+		t.Fatalf("after the retry time offered to %s, want a1", got)
+	}
+}

@@ -329,13 +329,22 @@ func (s *Store) Wake(ctx context.Context, now time.Time) (queues, wrapped []stri
 	return res, nil, nil
 }
 
-// NextWake is when the earliest delayed agent becomes ready (zero: none).
+// NextWake is when the earliest delayed agent becomes ready or member may
+// be offered again (zero: none).
 func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
-	z, err := s.rdb.ZRangeWithScores(ctx, s.key("wake"), 0, 0).Result()
-	if err != nil || len(z) == 0 {
-		return time.Time{}, err
+	var next time.Time
+	for _, key := range []string{"wake", "mwake"} {
+		z, err := s.rdb.ZRangeWithScores(ctx, s.key(key), 0, 0).Result()
+		if err != nil {
+			return time.Time{}, err
+		}
+		if len(z) > 0 {
+			if t := time.UnixMilli(int64(z[0].Score)); next.IsZero() || t.Before(next) {
+				next = t
+			}
+		}
 	}
-	return time.UnixMilli(int64(z[0].Score)), nil
+	return next, nil
 }
 
 // QueueStats are one queue's live numbers over a window.
@@ -369,7 +378,7 @@ func (s *Store) Stats(ctx context.Context, queue string, now time.Time, window t
 }
 
 // Checksum digests the projection's state — everything an event wrote,
-// not the indexes derived from the clock (idle and wake sets) nor the
+// not the indexes derived from the clock (idle, wake and mwake sets) nor the
 // event ids remembered to refuse copies (large, and a function of the
 // sequences applied, which the checksum covers) — so a
 // rebuilt projection can be compared with the live one.
@@ -380,7 +389,7 @@ func (s *Store) Checksum(ctx context.Context) (string, error) {
 	}
 	keys = slices.DeleteFunc(keys, func(k string) bool {
 		rest := strings.TrimPrefix(k, s.prefix)
-		return strings.HasPrefix(rest, "idle:") || rest == "wake" || strings.HasPrefix(rest, "lock:") || strings.HasPrefix(rest, "ids:")
+		return strings.HasPrefix(rest, "idle:") || rest == "wake" || rest == "mwake" || strings.HasPrefix(rest, "lock:") || strings.HasPrefix(rest, "ids:")
 	})
 	h := sha256.New()
 	// Pipelined a chunk at a time: a projection of 10,000 agents has tens

@@ -274,13 +274,15 @@ func TestReservationOfADeadInstanceHasItsRingHungUp(t *testing.T) {
 // caller's node (restarting, or the node is gone), no reply, a refused
 // command — is not the agent's doing: it is not a no-answer, so an
 // infrastructure fault does not put a queue's agents on a break. The
-// caller is offered again after the minimum wait.
+// caller waits a second before the next offer — waiting, so its max wait
+// still ends its wait.
 func TestRingsFailingWithoutACauseAreNotTheAgentsNoAnswer(t *testing.T) {
 	e := newEnv(t)
 	agents := []string{"3001", "3002", "3003", "3004", "3005", "3006", "3007", "3008"}
 	e.setup("top-down", agents...) // max_no_answer 1
 	start := time.Now()
-	if r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-fs9", Queue: "support", Node: "fs9"}); r.Error != nil {
+	outs := e.outcomes("c-fs9")
+	if r := e.enqueue(queuectl.EnqueueRequest{CallID: "c-fs9", Queue: "support", Node: "fs9", MaxWait: 4}); r.Error != nil {
 		t.Fatalf("enqueue: %+v", r.Error)
 	}
 	e.eventually("two failed rings", func() bool {
@@ -295,7 +297,12 @@ func TestRingsFailingWithoutACauseAreNotTheAgentsNoAnswer(t *testing.T) {
 	// One offer a second while the outage lasts, not one agent after
 	// another as fast as the rings fail.
 	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
-	if n := strings.Count(e.history("QUEUES", "c-fs9"), "queue.member.offered"); n > 4 {
-		t.Fatalf("%d offers in 2.5 s to a node nobody serves, want at most 4", n)
+	if n := strings.Count(e.history("QUEUES", "c-fs9"), "queue.member.offered"); n > 4 || n < 2 {
+		t.Fatalf("%d offers in 2.5 s to a node nobody serves, want 2 to 4 (one a second)", n)
+	}
+	if o := wait(t, outs, "the caller's max wait"); o.Outcome != domain.OutcomeTimeout {
+		t.Fatalf("outcome %+v, want timeout", o)
+	} else if waited := time.Since(start); waited > 6*time.Second {
+		t.Fatalf("timeout after %v, want about 4 s", waited)
 	}
 }

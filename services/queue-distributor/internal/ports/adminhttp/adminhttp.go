@@ -301,9 +301,9 @@ func Register(srv *admin.Server, d Deps) {
 // stream sends only changed bytes, and a fresh time on every poll would
 // make every poll a change.
 //
-// Every stream polls it each second, and a snapshot reads every agent of
-// every queue in one Redis script each, which holds Redis (and the offers
-// waiting on it) for its length: so all streams share it. A snapshot
+// Every stream polls it each second, and a snapshot is a Redis script per
+// queue, which holds Redis (and the offers waiting on it) for its length:
+// so all streams share it. A snapshot
 // younger than fresh is handed out again, and streams asking while one is
 // being computed wait for that one: however many wallboards are open,
 // Redis computes about one snapshot per fresh.
@@ -354,20 +354,26 @@ func StatsJSON(st *projection.Store, window, fresh time.Duration) func(ctx conte
 		done := make(chan struct{})
 		running = done
 		mu.Unlock()
+		var b []byte
+		err := errors.New("stats snapshot failed")
+		defer func() {
+			// Also when snapshot panics (the admin server recovers the
+			// handler): the streams waiting on it must not wait for ever.
+			mu.Lock()
+			running, runErr = nil, err
+			if err == nil {
+				last, madeAt = b, time.Now()
+			} else {
+				last = nil
+			}
+			mu.Unlock()
+			close(done)
+		}()
 		// Not the asking stream's context: the others wait for this
 		// snapshot too.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		b, err := snapshot(cctx)
-		cancel()
-		mu.Lock()
-		running, runErr = nil, err
-		if err == nil {
-			last, madeAt = b, time.Now()
-		} else {
-			last = nil
-		}
-		mu.Unlock()
-		close(done)
+		defer cancel()
+		b, err = snapshot(cctx)
 		return b, err
 	}
 }

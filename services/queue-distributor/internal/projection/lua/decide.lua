@@ -126,8 +126,8 @@ local function decide(q, now, owner, offer_id, only, lim)
   end
   for _, cid in ipairs(members) do
     local mk = k('m', cid)
-    local mraw = redis.call('HGET', mk, 'cfg')
-    if mraw then
+    local mraw, retry = unpack(redis.call('HMGET', mk, 'cfg', 'retry_at'))
+    if mraw and (only ~= '' or num(retry, 0) <= now) then
       local m = cjson.decode(mraw)
       local wait = math.floor((now - num(m.joined_ms, now)) / 1000)
       local got = pick(m, wait)

@@ -8,6 +8,7 @@ local HIST_KEEP = 24 * 3600 * 1000
 
 local function end_member(q, cid)
   redis.call('ZREM', k('wait', q), cid)
+  redis.call('ZREM', k('mwake'), cid)
   redis.call('SREM', k('members', q), cid)
   redis.call('ZREM', k('deadline'), cid)
   redis.call('DEL', k('m', cid))
@@ -137,6 +138,13 @@ local function apply_event_body(seq, typ, id, d, now)
       redis.call('HSET', mk, 'state', 'waiting', 'ver', seq)
       redis.call('HDEL', mk, 'offer_id', 'agents')
       redis.call('HINCRBY', mk, 'attempts', 1)
+      if (d.retry_at_ms or 0) > 0 then
+        -- not offered before then; the wake loop looks at the queue again
+        redis.call('HSET', mk, 'retry_at', d.retry_at_ms)
+        redis.call('ZADD', k('mwake'), d.retry_at_ms, d.call_id)
+      else
+        redis.call('HDEL', mk, 'retry_at')
+      end
       redis.call('ZADD', k('wait', id), member_score(num(st[3], 0), num(st[4], 0)), d.call_id)
       look({id})
     else

@@ -1,7 +1,8 @@
--- wake: agents whose delay or wrap-up is over. Idle ones go back into
--- their queues' idle sets; wrap-up ones are returned so the service
--- stores their agent.state.changed(idle) (and are looked at again in a
--- second if that fails). ARGV: prefix, now (ms).
+-- wake: agents whose delay or wrap-up is over, and members whose retry
+-- time came. Idle agents go back into their queues' idle sets; wrap-up
+-- ones are returned so the service stores their agent.state.changed(idle)
+-- (and are looked at again in a second if that fails); the queues of both
+-- are returned to be looked at. ARGV: prefix, now (ms).
 -- Returns {queues to look at..., '|', wrap-up agents...}.
 local now = tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', k('wake'), '-inf', now, 'LIMIT', 0, 1000)
@@ -16,6 +17,12 @@ for _, a in ipairs(due) do
       if not seenq[q] then seenq[q] = true; queues[#queues + 1] = q end
     end
   end
+end
+-- Members whose retry time came (their last offer reached no phone).
+for _, cid in ipairs(redis.call('ZRANGEBYSCORE', k('mwake'), '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', k('mwake'), cid)
+  local q = redis.call('HGET', k('m', cid), 'queue')
+  if q and not seenq[q] then seenq[q] = true; queues[#queues + 1] = q end
 end
 queues[#queues + 1] = '|'
 for _, a in ipairs(wrapped) do queues[#queues + 1] = a end
