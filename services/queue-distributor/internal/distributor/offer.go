@@ -404,8 +404,10 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	for _, r := range declined {
 		if gateway.CauseOf(r.err) == "" {
 			// No answer from the gateway is not proof there is no leg (an
-			// ESL connection lost mid-originate): hang it up, in case.
-			d.hangupLeg(bg, o.Member.Node, r.leg, "ORIGINATOR_CANCEL")
+			// ESL connection lost mid-originate): hang it up, in case —
+			// without waiting, as a gateway that did not answer the ring
+			// may not answer this either.
+			go d.hangupLeg(bg, o.Member.Node, r.leg, "ORIGINATOR_CANCEL")
 		}
 		d.decline(bg, run, o, r)
 	}
