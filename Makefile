@@ -35,12 +35,22 @@ bench-esl: setup
 # Every fuzz target of every parser: module directory and package.
 FUZZ_PKGS := pkg:./esl pkg:./events services/queue-distributor:./internal/distributor services/policy-runner:./internal/hours services/push-notifier:./internal/domain services/connector-proxy:./internal/domain services/connector-proxy:./internal/ports/invalidation
 
+# Go 1.26's fuzz coordinator can end a run that found nothing with a bare
+# "context deadline exceeded" (golang/go#75804, fixed in Go 1.27): a run that
+# fails with only that, and writes no failing input, is reported and passed.
 fuzz: setup
-	@set -e; for mp in $(FUZZ_PKGS); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for mp in $(FUZZ_PKGS); do \
 		m=$${mp%%:*}; p=$${mp#*:}; \
 		for t in $$(cd $$m && $(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
 			echo "== fuzz $$m $$p $$t ($(FUZZTIME))"; \
-			(cd $$m && $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p); \
+			inputs=$$m/$${p#./}/testdata/fuzz/$$t; before=$$(ls $$inputs 2>/dev/null | wc -l); \
+			if ! (cd $$m && $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p) >$$log 2>&1; then \
+				cat $$log; \
+				if [ "$$(ls $$inputs 2>/dev/null | wc -l)" = "$$before" ] && grep -q '^    context deadline exceeded$$' $$log && \
+					[ "$$(grep -c '^--- FAIL' $$log)" = 1 ]; then \
+					echo "   (only Go's fuzz deadline race, golang/go#75804: no failing input, not a finding)"; \
+				else exit 1; fi; \
+			else grep -v '^fuzz: elapsed' $$log; fi; \
 		done; \
 	done
 
