@@ -402,13 +402,6 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 		}
 	}
 	for _, r := range declined {
-		if gateway.CauseOf(r.err) == "" {
-			// No answer from the gateway is not proof there is no leg (an
-			// ESL connection lost mid-originate): hang it up, in case —
-			// without waiting, as a gateway that did not answer the ring
-			// may not answer this either.
-			go d.hangupLeg(bg, o.Member.Node, r.leg, "ORIGINATOR_CANCEL")
-		}
 		d.decline(bg, run, o, r)
 	}
 	if len(agents) == 0 {
@@ -566,8 +559,13 @@ func (d *Distributor) bridge(ctx context.Context, run *offerRun, o *projection.O
 func (d *Distributor) decline(ctx context.Context, run *offerRun, o *projection.Offer, r ringResult) {
 	cause := gateway.CauseOf(r.err)
 	reason, delay, counts := classify(cause, r.agent)
-	if cause == "" {
+	if reason == "failed" {
 		cause = "FAILED"
+		// No answer from the gateway is not proof there is no leg (an ESL
+		// connection lost mid-originate): hang it up, in case — without
+		// waiting, as a gateway that did not answer the ring may not
+		// answer this either.
+		go d.hangupLeg(context.WithoutCancel(ctx), o.Member.Node, r.leg, "ORIGINATOR_CANCEL")
 	}
 	at := now()
 	data := domain.DeclineData{CallID: o.Member.CallID, OfferID: o.ID, Reason: reason, Cause: cause, NoAnswer: counts, ReadyAt: at.Add(delay).UnixMilli(), At: at.UnixMilli()}

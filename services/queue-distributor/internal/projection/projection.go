@@ -332,13 +332,14 @@ func (s *Store) Wake(ctx context.Context, now time.Time) (queues, wrapped []stri
 // NextWake is when the earliest delayed agent becomes ready or member may
 // be offered again (zero: none).
 func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
+	pipe := s.rdb.Pipeline() // one round trip for both
+	firsts := []*redis.ZSliceCmd{pipe.ZRangeWithScores(ctx, s.key("wake"), 0, 0), pipe.ZRangeWithScores(ctx, s.key("mwake"), 0, 0)}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return time.Time{}, fmt.Errorf("next wake: %w", err)
+	}
 	var next time.Time
-	for _, key := range []string{"wake", "mwake"} {
-		z, err := s.rdb.ZRangeWithScores(ctx, s.key(key), 0, 0).Result()
-		if err != nil {
-			return time.Time{}, err
-		}
-		if len(z) > 0 {
+	for _, c := range firsts {
+		if z := c.Val(); len(z) > 0 {
 			if t := time.UnixMilli(int64(z[0].Score)); next.IsZero() || t.Before(next) {
 				next = t
 			}
