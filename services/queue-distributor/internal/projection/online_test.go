@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,7 +218,8 @@ func TestTierRuleNoAgentNoWaitLooksAtWhoIsLoggedIn(t *testing.T) {
 // The stats' agent numbers are counts the events keep (acount:<queue>),
 // not a read of every agent: after any sequence of status, state, tier,
 // offer, release and delete changes they must be what reading every agent
-// of the queue gives — and the online set must be too.
+// of the queue gives — and so must the logged-in agents per tier level
+// (which LoggedIn and tier-rule-no-agent-no-wait read).
 func TestAgentCountsFollowEveryChange(t *testing.T) {
 	ctx := context.Background()
 	for seed := range int64(6) {
@@ -302,6 +305,9 @@ func TestAgentCountsFollowEveryChange(t *testing.T) {
 					if want := countByScan(t, f, q); !maps.Equal(st.Agents, want) {
 						t.Fatalf("step %d (%s): %s agents %v, reading every agent gives %v", step, what, q, st.Agents, want)
 					}
+					if got, want := levelsOf(t, f, q), levelsByScan(t, f, q); !maps.Equal(got, want) {
+						t.Fatalf("step %d (%s): %s logged in by level %v, reading every agent gives %v", step, what, q, got, want)
+					}
 					in, _ := f.s.LoggedIn(ctx, q)
 					if want := loggedInByScan(t, f, q); in != want {
 						t.Fatalf("step %d (%s): %s LoggedIn %v, reading every agent gives %v", step, what, q, in, want)
@@ -375,4 +381,42 @@ func TestRequeuedMemberWaitsForItsRetryTime(t *testing.T) {
 	if got := fmt.Sprint(f.decide("q")); got != "[a1]" {
 		t.Fatalf("after the retry time offered to %s, want a1", got)
 	}
+}
+
+// levelsOf is the counts' logged-in agents by tier level (in:<level>).
+func levelsOf(t *testing.T, f *fixture, queue string) map[string]int {
+	t.Helper()
+	h, err := f.s.rdb.HGetAll(context.Background(), f.s.key("acount", queue)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for k, v := range h {
+		if strings.HasPrefix(k, "in:") {
+			out[k], _ = strconv.Atoi(v)
+		}
+	}
+	return out
+}
+
+// levelsByScan is levelsOf the long way: every agent of the queue's tiers.
+func levelsByScan(t *testing.T, f *fixture, queue string) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	tiers, err := f.s.rdb.HGetAll(ctx, f.s.key("tier", queue)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for id, tier := range tiers {
+		status, err := f.s.rdb.HGet(ctx, f.s.key("a", id), "status").Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		if status != "" && status != domain.StatusLoggedOut {
+			lvl, _, _ := strings.Cut(tier, ",")
+			out["in:"+lvl]++
+		}
+	}
+	return out
 }

@@ -301,12 +301,12 @@ func (s *Store) LoadOutcome(ctx context.Context, callID string) ([]byte, error) 
 }
 
 // LoggedIn reports whether an agent of queue is logged in (available or
-// on a break, as mod_callcenter counts agents): one SCARD of the queue's
-// online set, which the events keep, however many agents the queue has.
+// on a break, as mod_callcenter counts agents): one read of the queue's
+// counts, which the events keep, however many agents the queue has.
 func (s *Store) LoggedIn(ctx context.Context, queue string) (bool, error) {
-	n, err := s.rdb.SCard(ctx, s.key("online", queue)).Result()
+	n, err := s.rdb.HMGet(ctx, s.key("acount", queue), "available", "on_break").Result()
 	if err != nil {
 		return false, fmt.Errorf("agents logged in to %s: %w", queue, err)
 	}
-	return n > 0, nil
+	return n[0] != nil || n[1] != nil, nil // a count of 0 is deleted
 }

@@ -34,8 +34,9 @@ const rebuildLockTTL = 30 * time.Second
 // built (an older release) bears no mark this release knows, and is
 // rebuilt from the streams at start. Raise it whenever what the events
 // write changes in a way old state lacks. 2: the online:<queue> sets;
-// 3: the acount:<queue> counts of agents by status and state.
-const ProjectionFormat = 3
+// 3: the acount:<queue> counts of agents by status and state; 4: those
+// counts also by tier level (in:<level>), in place of the online sets.
+const ProjectionFormat = 4
 
 // ProjectionMark is the Redis key a complete build of the projection
 // under prefix leaves (a rebuild, or the first start on empty streams).

@@ -85,8 +85,9 @@ local function decide(q, now, owner, offer_id, only, lim)
   local function logged_in(top)
     if lowest_online == nil then
       lowest_online = false
-      for _, a in ipairs(redis.call('SMEMBERS', k('online', q))) do
-        local lvl = tier_of(q, a)
+      local c = redis.call('HGETALL', k('acount', q)) -- prelude's count: in:<level>
+      for i = 1, #c, 2 do
+        local lvl = tonumber(string.match(c[i], '^in:(%d+)$'))
         if lvl and (not lowest_online or lvl < lowest_online) then lowest_online = lvl end
       end
     end

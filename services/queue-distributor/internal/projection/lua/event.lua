@@ -69,7 +69,7 @@ local function apply_event_body(seq, typ, id, d, now)
     for _, cid in ipairs(redis.call('SMEMBERS', k('members', id))) do
       redis.call('DEL', k('m', cid))
     end
-    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id), k('online', id), k('acount', id))
+    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id), k('acount', id))
     redis.call('SREM', k('queues'), id)
 
   elseif typ == 'queue.tier.set' then
@@ -77,13 +77,13 @@ local function apply_event_body(seq, typ, id, d, now)
       ignored('no such queue')
     else
       local t = d.level .. ',' .. (d.position or 0)
-      local new = redis.call('HEXISTS', k('tier', id), d.agent) == 0
+      -- out of the counts at its old level (if any), back at the new one
+      if redis.call('HEXISTS', k('tier', id), d.agent) == 1 then count(d.agent, -1, {id}) end
       redis.call('HSET', k('tier', id), d.agent, t)
-      if new then count(d.agent, 1, {id}) end
       redis.call('HSET', k('atier', d.agent), id, t)
+      count(d.agent, 1, {id})
       redis.call('HSET', k('q', id), 'ver', seq)
       redis.call('ZREM', k('idle', id), d.agent)
-      if is_online(redis.call('HGET', k('a', d.agent), 'status')) then redis.call('SADD', k('online', id), d.agent) end
       look(index(d.agent, now))
     end
 
@@ -92,7 +92,6 @@ local function apply_event_body(seq, typ, id, d, now)
     redis.call('HDEL', k('tier', id), d.agent)
     redis.call('HDEL', k('atier', d.agent), id)
     redis.call('ZREM', k('idle', id), d.agent)
-    redis.call('SREM', k('online', id), d.agent)
 
   elseif typ == 'queue.member.joined' then
     local m = d.member
@@ -202,7 +201,6 @@ local function apply_event_body(seq, typ, id, d, now)
 
   elseif typ == 'agent.deleted' then
     unindex(id)
-    set_online(id, false)
     count(id, -1)
     for _, q in ipairs(redis.call('HKEYS', k('atier', id))) do
       redis.call('HDEL', k('tier', q), id)
@@ -221,7 +219,6 @@ local function apply_event_body(seq, typ, id, d, now)
       count(id, -1, qs)
       redis.call('HSET', ak, 'status', d.status, 'ver', seq)
       count(id, 1, qs)
-      if is_online(old) ~= is_online(d.status) then set_online(id, is_online(d.status)) end
       if d.status == 'available' then
         redis.call('HSET', ak, 'noans', 0)
         if old == 'logged_out' then redis.call('HSET', ak, 'calls', 0, 'talk_ms', 0, 'idle_since', d.at_ms) end

@@ -54,31 +54,28 @@ local function score(q, a)
   return lvl * LEVEL + strategy_value(strat, a, pos)
 end
 
--- online:<q> holds the agents of a queue who are logged in (any status
--- but logged_out), so that "is anyone logged in?" — asked at every join —
--- is one SCARD whatever the number of agents. Kept by the status, tier
--- and delete events, so a replay builds it as the live projection did.
-local function is_online(status) return status ~= nil and status ~= false and status ~= 'logged_out' end
-
-local function set_online(a, on)
-  for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
-    if on then redis.call('SADD', k('online', q), a) else redis.call('SREM', k('online', q), a) end
-  end
-end
-
 -- acount:<q> counts a queue's agents by status and, those logged in, by
--- state — what the stats show — so that a stats call reads one hash, not
--- every agent of the queue. Whatever changes an agent's status, state or
--- queues takes it out of its queues' counts first (count(a, -1)) and puts
--- it back after (count(a, 1)). A count that reaches 0 is deleted, so the
--- hash holds the same fields however it got there (a rebuild compares).
+-- state and by tier level ('in:<level>'): the stats show the first, a
+-- join asks whether anyone is logged in, a decision which is the lowest
+-- level anyone logged in has — and none of them reads every agent of the
+-- queue. Whatever changes an agent's status, state or tiers takes it out
+-- of the counts first (count(a, -1)) and puts it back after (count(a, 1)),
+-- with the same queues. A count that reaches 0 is deleted, so the hash
+-- holds the same fields however it got there (a rebuild compares).
 local function count(a, sign, qs)
   local h = redis.call('HMGET', k('a', a), 'status', 'state')
   if not h[1] then return end
   for _, q in ipairs(qs or redis.call('HKEYS', k('atier', a))) do
     local ck = k('acount', q)
-    if redis.call('HINCRBY', ck, h[1], sign) == 0 then redis.call('HDEL', ck, h[1]) end
-    if h[1] ~= 'logged_out' and redis.call('HINCRBY', ck, h[2], sign) == 0 then redis.call('HDEL', ck, h[2]) end
+    local function add(field)
+      if redis.call('HINCRBY', ck, field, sign) == 0 then redis.call('HDEL', ck, field) end
+    end
+    add(h[1])
+    if h[1] ~= 'logged_out' then
+      add(h[2])
+      local lvl = string.match(redis.call('HGET', k('atier', a), q) or '', '^(%d+),')
+      if lvl then add('in:' .. lvl) end
+    end
   end
 end
 

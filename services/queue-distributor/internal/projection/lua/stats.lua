@@ -9,7 +9,9 @@ for _, cid in ipairs(waiting) do
 end
 local agents = {logged_out = 0, available = 0, on_break = 0, idle = 0, offered = 0, in_call = 0, wrap_up = 0}
 local counts = redis.call('HGETALL', k('acount', q)) -- kept by the events (prelude's count)
-for i = 1, #counts, 2 do agents[counts[i]] = tonumber(counts[i + 1]) end
+for i = 1, #counts, 2 do
+  if agents[counts[i]] then agents[counts[i]] = tonumber(counts[i + 1]) end -- not the in:<level> ones
+end
 local answered, abandoned, exited, in_sl, wait_sum = 0, 0, 0, 0, 0
 for _, e in ipairs(redis.call('ZRANGEBYSCORE', k('hist', q), now - window, '+inf')) do
   local _, kind, wait, ok = string.match(e, '^(%d+)|([^|]+)|(%d+)|(%d)$')
