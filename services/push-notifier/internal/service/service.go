@@ -62,6 +62,9 @@ type Config struct {
 	// stepByStep leaves the intake out: every request reads its record
 	// and devices, then claims (the benchmark's comparison).
 	stepByStep bool
+	// ackWait replaces the consumer's 30 s ack wait (tests of the
+	// keep-alive).
+	ackWait time.Duration
 }
 
 // Flags declares the settings.
@@ -243,7 +246,7 @@ func (s *Service) start(ctx context.Context) (*consumer.Consumer, error) {
 	if err := bus.EnsureStreams(cctx, s.js, "PUSH"); err != nil {
 		return nil, err
 	}
-	return consumer.Start(cctx, s.js, s.n, s.log, consumer.Config{Workers: s.cfg.Workers, MaxDeliver: s.cfg.MaxDeliver, Defaults: s.defaults()})
+	return consumer.Start(cctx, s.js, s.n, s.log, consumer.Config{Workers: s.cfg.Workers, AckWait: s.cfg.ackWait, MaxDeliver: s.cfg.MaxDeliver, Defaults: s.defaults()})
 }
 
 // publisher stores events on JetStream.

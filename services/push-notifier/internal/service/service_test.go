@@ -218,6 +218,27 @@ func TestRetryableAnswersAreRetriedAndDeliverOnce(t *testing.T) {
 	}
 }
 
+// A push whose retries outlast the consumer's ack wait is kept by its
+// instance (it tells JetStream it is still working): not delivered again
+// meanwhile — with one delivery allowed, a second would dead-letter it —
+// and pushed once.
+func TestARequestRetriedPastTheAckWaitIsNotDeliveredAgain(t *testing.T) {
+	w := newWorld(t, func(c *Config) { c.ackWait, c.MaxDeliver = 300*time.Millisecond, 1 })
+	tok := apnsToken("kept1")
+	w.register("kept1", tok, domain.IOS, domain.Production)
+	slow := apnsfake.Response{Status: 503, Reason: "ServiceUnavailable", Delay: 600 * time.Millisecond}
+	w.apns.Script(tok, slow, slow)
+	w.request(domain.RequestData{User: "kept1", CallID: callID})
+	var sent domain.SentData
+	w.waitEvent("kept1", domain.TypeSent, &sent)
+	if sent.Attempts != 3 || len(w.apns.RequestsFor(tok)) != 3 {
+		t.Errorf("push.sent after %d attempts, %d requests at APNs; want 3 and 3", sent.Attempts, len(w.apns.RequestsFor(tok)))
+	}
+	if f := w.events("kept1", domain.TypeFailed); len(f) != 0 {
+		t.Errorf("%d push.failed published (delivered again and dead-lettered?)", len(f))
+	}
+}
+
 // A request past its expiry is not pushed; one whose retries reach its
 // expiry stops: push.failed expired and a dead letter either way.
 func TestExpiredPushesFailAndAreDeadLettered(t *testing.T) {
