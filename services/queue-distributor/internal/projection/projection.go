@@ -348,6 +348,10 @@ func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
+// HistoryKept is how long a queue's finished members count in its stats
+// (HIST_KEEP in lua/prelude.lua): the longest stats window.
+const HistoryKept = 24 * time.Hour
+
 // QueueStats are one queue's live numbers over a window.
 type QueueStats struct {
 	Queue              string         `json:"queue"`

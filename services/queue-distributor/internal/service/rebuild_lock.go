@@ -35,8 +35,9 @@ const rebuildLockTTL = 30 * time.Second
 // rebuilt from the streams at start. Raise it whenever what the events
 // write changes in a way old state lacks. 2: the online:<queue> sets;
 // 3: the acount:<queue> counts of agents by status and state; 4: those
-// counts also by tier level (in:<level>), in place of the online sets.
-const ProjectionFormat = 4
+// counts also by tier level (in:<level>), in place of the online sets;
+// 5: the stats' sums of finished calls per 10 s bucket (hsum:, hbk:).
+const ProjectionFormat = 5
 
 // ProjectionMark is the Redis key a complete build of the projection
 // under prefix leaves (a rebuild, or the first start on empty streams).

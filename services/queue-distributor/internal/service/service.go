@@ -59,7 +59,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.Secret(&c.AdminToken, "admin-token", "SWITCHYARD_ADMIN_TOKEN", "", "bearer token for /v1/ (required)")
 	s.String(&c.Instance, "instance", "SWITCHYARD_QD_INSTANCE", config.DefaultInstance("qd"), "this instance's name, unique among running distributors (offers are owned by it)")
 	s.Int(&c.Workers, "workers", "SWITCHYARD_QD_WORKERS", 4, "goroutines deciding offers")
-	s.Duration(&c.StatsWindow, "stats-window", "SWITCHYARD_QD_STATS_WINDOW", 15*time.Minute, "window of the live stats (service level, abandon rate, …)")
+	s.Duration(&c.StatsWindow, "stats-window", "SWITCHYARD_QD_STATS_WINDOW", 15*time.Minute, "window of the live stats (service level, abandon rate, …): 1s to 24h")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_QD_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running offers may finish")
 	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 }
@@ -93,6 +93,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url %q: %w", cfg.RedisURL, err)
+	}
+	if cfg.StatsWindow < time.Second || cfg.StatsWindow > projection.HistoryKept {
+		return nil, fmt.Errorf("--stats-window %v: want 1s to %v (the finished calls the projection keeps)", cfg.StatsWindow, projection.HistoryKept)
 	}
 	s := &Service{cfg: cfg, log: log, rdb: redis.NewClient(opt), m: metrics.New(), lostC: make(chan struct{}, 1)}
 	s.rebuilds = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_qd_projection_rebuilds_total",

@@ -486,3 +486,16 @@ func TestRESTValidation(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// A stats window longer than the history the projection keeps would show
+// a day's numbers under a longer name: refused at start, before anything
+// is connected.
+func TestStatsWindowIsBoundedByTheHistoryKept(t *testing.T) {
+	for _, window := range []time.Duration{-time.Minute, 0, 24*time.Hour + time.Second, 7 * 24 * time.Hour} {
+		cfg := Config{AdminToken: "t", RedisURL: "redis://127.0.0.1:1/0", NATSURL: "nats://127.0.0.1:1", StatsWindow: window}
+		_, err := New(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), "--stats-window") {
+			t.Errorf("window %v: %v; want the window refused", window, err)
+		}
+	}
+}

@@ -4,8 +4,6 @@
 -- derived from time is computed from when the event happened, so a replay
 -- reaches the state the live projection did.
 -- Returns {'applied'|'ignored', detail, queues to look at...}.
-local HIST_KEEP = 24 * 3600 * 1000
-
 local function end_member(q, cid)
   redis.call('ZREM', k('wait', q), cid)
   redis.call('ZREM', k('mwake'), cid)
@@ -51,6 +49,31 @@ local function apply_event_body(seq, typ, id, d, now)
     if wait_ms <= sl then ok = 1 end
     redis.call('ZADD', k('hist', q), at, seq .. '|' .. kind .. '|' .. wait_ms .. '|' .. ok)
     redis.call('ZREMRANGEBYSCORE', k('hist', q), '-inf', at - HIST_KEEP)
+    -- The bucket's sums: answered, abandoned, exited, answered within
+    -- the service level, wait of the answered (ms).
+    local b = string.format('%d', at - at % HIST_BUCKET)
+    local c = {0, 0, 0, 0, 0}
+    local v = redis.call('HGET', k('hsum', q), b)
+    if v then
+      local i = 1
+      for n in string.gmatch(v, '[^,]+') do c[i] = tonumber(n); i = i + 1 end
+    end
+    if kind == 'answered' then
+      c[1], c[4], c[5] = c[1] + 1, c[4] + ok, c[5] + wait_ms
+    elseif kind == 'abandoned' then
+      c[2] = c[2] + 1
+    else
+      c[3] = c[3] + 1
+    end
+    redis.call('HSET', k('hsum', q), b, table.concat(c, ','))
+    if not v then -- a new bucket; those wholly older than the history kept go
+      redis.call('ZADD', k('hbk', q), b, b)
+      local gone = redis.call('ZRANGEBYSCORE', k('hbk', q), '-inf', at - HIST_KEEP - HIST_BUCKET)
+      if #gone > 0 then
+        redis.call('HDEL', k('hsum', q), unpack(gone))
+        redis.call('ZREMRANGEBYSCORE', k('hbk', q), '-inf', at - HIST_KEEP - HIST_BUCKET)
+      end
+    end
   end
 
   if typ == 'queue.created' or typ == 'queue.updated' then
@@ -69,7 +92,7 @@ local function apply_event_body(seq, typ, id, d, now)
     for _, cid in ipairs(redis.call('SMEMBERS', k('members', id))) do
       redis.call('DEL', k('m', cid))
     end
-    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('members', id), k('acount', id))
+    redis.call('DEL', k('q', id), k('tier', id), k('idle', id), k('wait', id), k('hist', id), k('hsum', id), k('hbk', id), k('members', id), k('acount', id))
     redis.call('SREM', k('queues'), id)
 
   elseif typ == 'queue.tier.set' then

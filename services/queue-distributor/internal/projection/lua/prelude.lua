@@ -3,6 +3,12 @@
 -- its sender cannot know; the projection needs one Redis, not a cluster.
 local P = ARGV[1]
 local LEVEL = 1e13 -- a score is level * LEVEL + the strategy's value (< 1e13)
+-- Finished members are kept a day (hist:<queue>, one entry each) and
+-- summed per 10 s bucket (hsum:<queue>, its buckets in hbk:<queue>): the
+-- stats add whole buckets and read entries only for the window's first,
+-- partial one.
+local HIST_KEEP = 24 * 3600 * 1000
+local HIST_BUCKET = 10000
 
 -- An event builds a dozen keys, each of one or two parts: those are
 -- joined without allocating the table table.concat needs.
