@@ -162,3 +162,19 @@ func BenchmarkStats(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecount is the count audit's work for one queue of 10,000
+// agents (every agent read in one script; Redis serves nothing else
+// meanwhile).
+//
+//	cd services/queue-distributor && go test -run '^$' -bench Recount ./internal/projection
+func BenchmarkRecount(b *testing.B) {
+	f := benchFixture(b, domain.LongestIdle)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if diff, err := f.s.Recount(ctx, "q"); err != nil || len(diff) > 0 {
+			b.Fatal(diff, err)
+		}
+	}
+}

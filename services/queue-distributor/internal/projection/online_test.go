@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,6 +313,10 @@ func TestAgentCountsFollowEveryChange(t *testing.T) {
 					if want := loggedInByScan(t, f, q); in != want {
 						t.Fatalf("step %d (%s): %s LoggedIn %v, reading every agent gives %v", step, what, q, in, want)
 					}
+					// The audit counts as the events do: it finds nothing to repair.
+					if diff, err := f.s.Recount(ctx, q); err != nil || len(diff) > 0 {
+						t.Fatalf("step %d (%s): %s recount found %v (%v)", step, what, q, diff, err)
+					}
 				}
 			}
 		})
@@ -419,4 +424,45 @@ func levelsByScan(t *testing.T, f *fixture, queue string) map[string]int {
 		}
 	}
 	return out
+}
+
+// Counts that went wrong (a script that failed between taking an agent
+// out of them and putting it back) are found and replaced by the recount,
+// which then finds nothing more.
+func TestRecountRepairsCountsThatWentWrong(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.queue(domain.Queue{Name: "q"})
+	f.agent("a", "q", 1, 1, nil)
+	f.agent("b", "q", 2, 1, nil)
+	f.agent("c", "q", 2, 2, nil)
+	f.available("a")
+	f.ev(domain.AgentStatusChanged, "b", domain.StatusData{Status: domain.StatusOnBreak, At: f.clock.UnixMilli()})
+	key := f.s.key("acount", "q")
+	f.s.rdb.HIncrBy(ctx, key, "available", -1)
+	f.s.rdb.HDel(ctx, key, "in:2")
+	f.s.rdb.HSet(ctx, key, "wrap_up", 3)
+	diff, err := f.s.Recount(ctx, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"available 0->1", "in:2 0->1", "wrap_up 3->0"}; !slices.Equal(diff, want) {
+		t.Fatalf("recount found %q, want %q", diff, want)
+	}
+	st, _, _ := f.s.Stats(ctx, "q", f.clock, time.Minute)
+	if want := countByScan(t, f, "q"); !maps.Equal(st.Agents, want) {
+		t.Fatalf("agents after the recount %v, reading every agent gives %v", st.Agents, want)
+	}
+	if got, want := levelsOf(t, f, "q"), levelsByScan(t, f, "q"); !maps.Equal(got, want) {
+		t.Fatalf("logged in by level %v after the recount, reading every agent gives %v", got, want)
+	}
+	if in, _ := f.s.LoggedIn(ctx, "q"); !in {
+		t.Fatal("nobody logged in after the recount")
+	}
+	if diff, err := f.s.Recount(ctx, "q"); err != nil || len(diff) > 0 {
+		t.Fatalf("second recount found %v (%v)", diff, err)
+	}
+	if diff, err := f.s.Recount(ctx, "nope"); err != nil || len(diff) > 0 {
+		t.Fatalf("recount of a missing queue: %v (%v)", diff, err)
+	}
 }

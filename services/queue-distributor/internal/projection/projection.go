@@ -45,6 +45,8 @@ var (
 	wakeSrc string
 	//go:embed lua/stats.lua
 	statsSrc string
+	//go:embed lua/recount.lua
+	recountSrc string
 )
 
 // Limits bound the work of one decision.
@@ -60,11 +62,11 @@ type Limits struct {
 
 // Store is the projection in one Redis database under a key prefix.
 type Store struct {
-	rdb                                                          redis.UniversalClient
-	prefix                                                       string
-	lim                                                          Limits
-	apply, applyDecide, applyBatch, decide, release, wake, stats *redis.Script
-	versions                                                     versions
+	rdb                                                                   redis.UniversalClient
+	prefix                                                                string
+	lim                                                                   Limits
+	apply, applyDecide, applyBatch, decide, release, wake, stats, recount *redis.Script
+	versions                                                              versions
 }
 
 // New returns the projection under prefix (e.g. "sy:").
@@ -93,7 +95,7 @@ func New(rdb redis.UniversalClient, prefix string, lim Limits) *Store {
 		// offer, then the limits.
 		decide: script(decideSrc, "return decide(ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], "+
 			"{tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})"),
-		release: script(releaseSrc), wake: script(wakeSrc), stats: script(statsSrc)}
+		release: script(releaseSrc), wake: script(wakeSrc), stats: script(statsSrc), recount: script(recountSrc)}
 }
 
 // Client is the Redis client, for readiness checks.
@@ -346,6 +348,19 @@ func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
 		}
 	}
 	return next, nil
+}
+
+// Recount counts queue's agents again, the long way (every agent of the
+// queue, in one script), and puts the result in place of the counts the
+// events keep when they differ. It returns what differed ("field
+// kept->counted"); nothing when the counts were right, as they should
+// always be.
+func (s *Store) Recount(ctx context.Context, queue string) ([]string, error) {
+	diff, err := s.recount.Run(ctx, s.rdb, nil, s.prefix, queue).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("recount the agents of queue %s: %w", queue, err)
+	}
+	return diff, nil
 }
 
 // HistoryKept is how long a queue's finished members count in its stats

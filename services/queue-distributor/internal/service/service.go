@@ -38,16 +38,19 @@ import (
 
 // Config is every setting of the queue-distributor.
 type Config struct {
-	NATSURL       string
-	RedisURL      string
-	Prefix        string
-	AdminAddr     string
-	AdminToken    string
-	Instance      string
-	Workers       int
-	StatsWindow   time.Duration
-	ShutdownGrace time.Duration
-	LogLevel      string
+	NATSURL     string
+	RedisURL    string
+	Prefix      string
+	AdminAddr   string
+	AdminToken  string
+	Instance    string
+	Workers     int
+	StatsWindow time.Duration
+	// CountAuditEvery is how often the per-queue agent counts are
+	// recounted from the agents (0: never).
+	CountAuditEvery time.Duration
+	ShutdownGrace   time.Duration
+	LogLevel        string
 }
 
 // Flags declares the settings.
@@ -60,6 +63,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.Instance, "instance", "SWITCHYARD_QD_INSTANCE", config.DefaultInstance("qd"), "this instance's name, unique among running distributors (offers are owned by it)")
 	s.Int(&c.Workers, "workers", "SWITCHYARD_QD_WORKERS", 4, "goroutines deciding offers")
 	s.Duration(&c.StatsWindow, "stats-window", "SWITCHYARD_QD_STATS_WINDOW", 15*time.Minute, "window of the live stats (service level, abandon rate, …): 1s to 24h")
+	s.Duration(&c.CountAuditEvery, "count-audit-every", "SWITCHYARD_QD_COUNT_AUDIT_EVERY", 10*time.Minute, "how often each queue's agent counts are checked against its agents (and repaired); 0: never")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "SWITCHYARD_QD_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running offers may finish")
 	s.String(&c.LogLevel, "log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 }
@@ -79,10 +83,11 @@ type Service struct {
 	ready atomic.Bool
 
 	// Following QUEUES and AGENTS into the projection (projection_guard.go).
-	followMu    sync.Mutex
-	followStops []func()
-	lostC       chan struct{} // the projection was found lost
-	rebuilds    prometheus.Counter
+	followMu     sync.Mutex
+	followStops  []func()
+	lostC        chan struct{} // the projection was found lost
+	rebuilds     prometheus.Counter
+	countRepairs prometheus.Counter // count_audit.go
 }
 
 // New builds the service and binds its admin listener.
@@ -94,6 +99,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url %q: %w", cfg.RedisURL, err)
 	}
+	if cfg.CountAuditEvery < 0 {
+		return nil, fmt.Errorf("--count-audit-every %v: want 0 (never) or more", cfg.CountAuditEvery)
+	}
 	if cfg.StatsWindow < time.Second || cfg.StatsWindow > projection.HistoryKept {
 		return nil, fmt.Errorf("--stats-window %v: want 1s to %v (the finished calls the projection keeps)", cfg.StatsWindow, projection.HistoryKept)
 	}
@@ -101,6 +109,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	s.rebuilds = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_qd_projection_rebuilds_total",
 		Help: "Rebuilds of the projection this instance ran because Redis had lost it (or was empty at start)."})
 	s.m.Registry.MustRegister(s.rebuilds)
+	s.countRepairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_qd_agent_count_repairs_total",
+		Help: "Queues whose agent counts the audit (--count-audit-every) found wrong and rebuilt from their agents; should stay 0."})
+	s.m.Registry.MustRegister(s.countRepairs)
 	s.store = projection.New(s.rdb, cfg.Prefix, projection.Limits{})
 	if s.nc, err = bus.Connect(cfg.NATSURL, "queue-distributor/"+cfg.Instance, nil); err != nil {
 		return nil, err
@@ -169,11 +180,12 @@ func (s *Service) Run(ctx context.Context) error {
 		return nil
 	}
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); s.d.Run(ctx, s.cfg.Workers) }()
 	go func() { defer wg.Done(); s.d.Timers(ctx) }()
 	go func() { defer wg.Done(); s.d.Waiting(ctx) }()
 	go func() { defer wg.Done(); s.guard(ctx) }()
+	go func() { defer wg.Done(); s.auditCounts(ctx) }()
 	if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("cannot tell whether the projection caught up", "err", err)
 	}

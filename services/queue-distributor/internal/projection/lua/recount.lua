@@ -1,0 +1,36 @@
+-- recount: one queue's agent counts (acount:<queue>) counted again from
+-- its agents, the way prelude's count keeps them, and put in place of
+-- the kept ones when they differ — which only a script that failed
+-- between a count(-1) and its count(1) can cause. It reads every agent of
+-- the queue: an audit, run seldom. ARGV: prefix, queue.
+-- Returns the fields that differed, 'field kept->counted' each.
+local q = ARGV[2]
+local want = {}
+for _, a in ipairs(redis.call('HKEYS', k('tier', q))) do
+  local h = redis.call('HMGET', k('a', a), 'status', 'state')
+  if h[1] then
+    local function add(f) want[f] = (want[f] or 0) + 1 end
+    add(h[1])
+    if h[1] ~= 'logged_out' then
+      add(h[2])
+      local lvl = string.match(redis.call('HGET', k('atier', a), q) or '', '^(%d+),')
+      if lvl then add('in:' .. lvl) end
+    end
+  end
+end
+local have = {}
+local kv = redis.call('HGETALL', k('acount', q))
+for i = 1, #kv, 2 do have[kv[i]] = tonumber(kv[i + 1]) end
+local diff = {}
+for f, n in pairs(want) do
+  if have[f] ~= n then diff[#diff + 1] = f .. ' ' .. (have[f] or 0) .. '->' .. n end
+end
+for f, n in pairs(have) do
+  if want[f] == nil then diff[#diff + 1] = f .. ' ' .. n .. '->0' end
+end
+if #diff > 0 then
+  redis.call('DEL', k('acount', q))
+  for f, n in pairs(want) do redis.call('HSET', k('acount', q), f, n) end
+end
+table.sort(diff)
+return diff
