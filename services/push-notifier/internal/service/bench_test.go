@@ -157,8 +157,8 @@ func benchRequestToAPNs(b *testing.B, stepByStep bool) {
 	}
 	slices.Sort(lat)
 	slices.Sort(floor)
-	if len(floor) < b.N/probeEvery*9/10 {
-		b.Fatalf("%d of %d probes delivered", len(floor), b.N)
+	if probes := (b.N + probeEvery - 1) / probeEvery; len(floor) == 0 || len(floor) < probes*9/10 {
+		b.Fatalf("%d of %d probes delivered", len(floor), probes)
 	}
 	q := func(ds []time.Duration, p float64) float64 {
 		return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) / 1000

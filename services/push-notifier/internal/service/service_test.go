@@ -223,10 +223,10 @@ func TestRetryableAnswersAreRetriedAndDeliverOnce(t *testing.T) {
 // meanwhile — with one delivery allowed, a second would dead-letter it —
 // and pushed once.
 func TestARequestRetriedPastTheAckWaitIsNotDeliveredAgain(t *testing.T) {
-	w := newWorld(t, func(c *Config) { c.ackWait, c.MaxDeliver = 300*time.Millisecond, 1 })
+	w := newWorld(t, func(c *Config) { c.ackWait, c.MaxDeliver = time.Second, 1 })
 	tok := apnsToken("kept1")
 	w.register("kept1", tok, domain.IOS, domain.Production)
-	slow := apnsfake.Response{Status: 503, Reason: "ServiceUnavailable", Delay: 600 * time.Millisecond}
+	slow := apnsfake.Response{Status: 503, Reason: "ServiceUnavailable", Delay: 1200 * time.Millisecond}
 	w.apns.Script(tok, slow, slow)
 	w.request(domain.RequestData{User: "kept1", CallID: callID})
 	var sent domain.SentData

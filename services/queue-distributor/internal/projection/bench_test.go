@@ -173,7 +173,7 @@ func BenchmarkRecount(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
-		if diff, err := f.s.Recount(ctx, "q"); err != nil || len(diff) > 0 {
+		if diff, checked, err := f.s.Recount(ctx, "q", "", ""); err != nil || !checked || len(diff) > 0 {
 			b.Fatal(diff, err)
 		}
 	}

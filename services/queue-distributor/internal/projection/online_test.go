@@ -314,7 +314,7 @@ func TestAgentCountsFollowEveryChange(t *testing.T) {
 						t.Fatalf("step %d (%s): %s LoggedIn %v, reading every agent gives %v", step, what, q, in, want)
 					}
 					// The audit counts as the events do: it finds nothing to repair.
-					if diff, err := f.s.Recount(ctx, q); err != nil || len(diff) > 0 {
+					if diff, checked, err := f.s.Recount(ctx, q, "", ""); err != nil || !checked || len(diff) > 0 {
 						t.Fatalf("step %d (%s): %s recount found %v (%v)", step, what, q, diff, err)
 					}
 				}
@@ -442,9 +442,21 @@ func TestRecountRepairsCountsThatWentWrong(t *testing.T) {
 	f.s.rdb.HIncrBy(ctx, key, "available", -1)
 	f.s.rdb.HDel(ctx, key, "in:2")
 	f.s.rdb.HSet(ctx, key, "wrap_up", 3)
-	diff, err := f.s.Recount(ctx, "q")
-	if err != nil {
-		t.Fatal(err)
+	// Not while a rebuild holds the lock, nor while the projection bears
+	// no mark of a complete build.
+	lock, mark := f.s.key("test-rebuild-lock"), f.s.key("test-mark")
+	f.s.rdb.Set(ctx, lock, "x", 0)
+	if _, checked, err := f.s.Recount(ctx, "q", lock, mark); checked || err != nil {
+		t.Fatalf("recount while a rebuild holds the lock: checked %v (%v)", checked, err)
+	}
+	f.s.rdb.Del(ctx, lock)
+	if _, checked, err := f.s.Recount(ctx, "q", lock, mark); checked || err != nil {
+		t.Fatalf("recount of a projection without its mark: checked %v (%v)", checked, err)
+	}
+	f.s.rdb.Set(ctx, mark, "x", 0)
+	diff, checked, err := f.s.Recount(ctx, "q", lock, mark)
+	if err != nil || !checked {
+		t.Fatal(checked, err)
 	}
 	if want := []string{"available 0->1", "in:2 0->1", "wrap_up 3->0"}; !slices.Equal(diff, want) {
 		t.Fatalf("recount found %q, want %q", diff, want)
@@ -459,10 +471,10 @@ func TestRecountRepairsCountsThatWentWrong(t *testing.T) {
 	if in, _ := f.s.LoggedIn(ctx, "q"); !in {
 		t.Fatal("nobody logged in after the recount")
 	}
-	if diff, err := f.s.Recount(ctx, "q"); err != nil || len(diff) > 0 {
+	if diff, _, err := f.s.Recount(ctx, "q", lock, mark); err != nil || len(diff) > 0 {
 		t.Fatalf("second recount found %v (%v)", diff, err)
 	}
-	if diff, err := f.s.Recount(ctx, "nope"); err != nil || len(diff) > 0 {
+	if diff, _, err := f.s.Recount(ctx, "nope", lock, mark); err != nil || len(diff) > 0 {
 		t.Fatalf("recount of a missing queue: %v (%v)", diff, err)
 	}
 }

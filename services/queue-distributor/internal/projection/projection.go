@@ -354,13 +354,18 @@ func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
 // queue, in one script), and puts the result in place of the counts the
 // events keep when they differ. It returns what differed ("field
 // kept->counted"); nothing when the counts were right, as they should
-// always be.
-func (s *Store) Recount(ctx context.Context, queue string) ([]string, error) {
-	diff, err := s.recount.Run(ctx, s.rdb, nil, s.prefix, queue).StringSlice()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("recount the agents of queue %s: %w", queue, err)
+// always be. It does nothing (checked false) while the key lock exists
+// or the key mark does not — a projection being rebuilt, whose keys are
+// deleted and written again in batches; "" leaves either check out.
+func (s *Store) Recount(ctx context.Context, queue, lock, mark string) (diff []string, checked bool, err error) {
+	res, err := s.recount.Run(ctx, s.rdb, nil, s.prefix, queue, lock, mark).StringSlice()
+	if err != nil {
+		return nil, false, fmt.Errorf("recount the agents of queue %s: %w", queue, err)
 	}
-	return diff, nil
+	if len(res) == 0 || res[0] != "checked" {
+		return nil, false, nil
+	}
+	return res[1:], true, nil
 }
 
 // HistoryKept is how long a queue's finished members count in its stats

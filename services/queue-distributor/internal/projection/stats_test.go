@@ -53,14 +53,19 @@ func TestStatsOverAnyWindowCountEachEndedMember(t *testing.T) {
 		}
 		st.LongestWaitSeconds = r2(float64(now.UnixMilli()-oldest) / 1000)
 		inSL, waitSum := 0, int64(0)
+		last := int64(0)
 		for _, e := range ends {
-			if e.at < now.Add(-window).UnixMilli() {
+			last = max(last, e.at)
+		}
+		for _, e := range ends {
+			// in the window, and still kept: a day back from the latest end
+			if e.at < now.Add(-window).UnixMilli() || e.at < last-HistoryKept.Milliseconds() {
 				continue
 			}
 			switch e.kind {
 			case "answered":
 				st.Answered++
-				waitSum += e.wait
+				waitSum += max(e.wait, 0)
 				if e.wait <= 20_000 {
 					inSL++
 				}
@@ -86,8 +91,15 @@ func TestStatsOverAnyWindowCountEachEndedMember(t *testing.T) {
 		for _, window := range []time.Duration{7 * time.Second, 10 * time.Second, 37500 * time.Millisecond, 15 * time.Minute,
 			time.Hour + 3*time.Second, 2 * time.Hour, 25 * time.Hour} {
 			now := f.clock.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
-			if rng.IntN(3) == 0 { // on a bucket's edge
+			switch rng.IntN(4) {
+			case 0: // on a bucket's edge
 				now = time.UnixMilli((f.clock.UnixMilli() + 9_999) / 10_000 * 10_000)
+			case 1: // the window starts where a call ended
+				if len(ends) > 0 {
+					now = time.UnixMilli(ends[rng.IntN(len(ends))].at).Add(window)
+				}
+			case 2: // calls ended after now (another instance's clock ahead)
+				now = f.clock.Add(-time.Duration(rng.IntN(60_000)) * time.Millisecond)
 			}
 			got, ok, err := f.s.Stats(ctx, "q", now, window)
 			if err != nil || !ok {
@@ -124,6 +136,9 @@ func TestStatsOverAnyWindowCountEachEndedMember(t *testing.T) {
 		default:
 			c := pick(joined, func(string) bool { return false })
 			wait := at - joined[c]
+			if rng.IntN(20) == 0 { // clocks apart: a wait below zero, counted as none
+				wait = -int64(rng.IntN(5_000)) - 1
+			}
 			switch k := rng.IntN(4); k {
 			case 0, 1:
 				f.ev(domain.MemberAnswered, "q", domain.MemberEndData{CallID: c, WaitMS: wait, At: at})
@@ -163,5 +178,32 @@ func TestStatsOverAnyWindowCountEachEndedMember(t *testing.T) {
 		if n, _ := rdb.Exists(ctx, f.s.key(key, "q")).Result(); n != 0 {
 			t.Errorf("%s:q left after the queue was deleted", key)
 		}
+	}
+}
+
+// Old buckets go in chunks: a day of buckets (8,640 at most) is more than
+// one Lua unpack takes, and a queue quiet for a day then drops them all at
+// its next call's end.
+func TestADayOfBucketsIsDroppedAtOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.queue(domain.Queue{Name: "q"})
+	const buckets = 8100
+	for i := range buckets {
+		c := fmt.Sprint("c", i)
+		f.join("q", c, 0, nil)
+		f.ev(domain.MemberAnswered, "q", domain.MemberEndData{CallID: c, WaitMS: 1000, At: f.clock.UnixMilli()})
+		f.tick(10 * time.Second)
+	}
+	f.tick(25 * time.Hour)
+	f.join("q", "late", 0, nil)
+	if r := f.ev(domain.MemberAnswered, "q", domain.MemberEndData{CallID: "late", WaitMS: 1000, At: f.clock.UnixMilli()}); r.Status != Applied {
+		t.Fatalf("the end a day later: %+v", r)
+	}
+	n, _ := f.s.rdb.ZCard(ctx, f.s.key("hbk", "q")).Result()
+	sums, _ := f.s.rdb.HLen(ctx, f.s.key("hsum", "q")).Result()
+	st, _, _ := f.s.Stats(ctx, "q", f.clock, 24*time.Hour)
+	if n != 1 || sums != 1 || st.Answered != 1 {
+		t.Fatalf("%d buckets, %d sums, %d answered in a day; want 1, 1, 1", n, sums, st.Answered)
 	}
 }

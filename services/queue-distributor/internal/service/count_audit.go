@@ -25,16 +25,18 @@ func (s *Service) auditCounts(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if s.d.Paused() { // being rebuilt: nothing to audit yet
-			continue
-		}
 		queues, err := s.store.QueueNames(ctx)
 		if err != nil {
 			s.log.Warn("count audit: cannot list the queues; trying again at the next audit", "err", err)
 			continue
 		}
 		for _, q := range queues {
-			diff, err := s.store.Recount(ctx, q)
+			if s.d.Paused() || ctx.Err() != nil { // being rebuilt: nothing to audit
+				break
+			}
+			// The script itself checks the rebuild lock and the mark: a
+			// rebuild by another process may start between two queues.
+			diff, _, err := s.store.Recount(ctx, q, RebuildLockKey(s.cfg.Prefix), ProjectionMark(s.cfg.Prefix))
 			if err != nil {
 				s.log.Warn("count audit: cannot recount a queue's agents; trying again at the next audit", "queue", q, "err", err)
 				continue

@@ -42,7 +42,7 @@ func TestTheAuditRepairsWrongAgentCounts(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), "switchyard_qd_agent_count_repairs_total 1") {
+	if !strings.Contains(string(body), "switchyard_qd_agent_count_repairs_total 1\n") {
 		t.Errorf("no repair counted in /metrics:\n%s", grepLines(string(body), "count_repairs"))
 	}
 }

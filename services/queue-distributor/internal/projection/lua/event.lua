@@ -43,6 +43,8 @@ local function apply_event_body(seq, typ, id, d, now)
   local function ignored(why) out[1] = 'ignored'; out[2] = why end
 
   local function hist(q, kind, wait_ms, at)
+    -- A wait below zero is two instances' clocks apart: counted as none.
+    wait_ms = math.max(wait_ms or 0, 0)
     -- One entry per finished member, for the stats window.
     local sl = num(redis.call('HGET', k('q', q), 'sl_ms'), 20000)
     local ok = 0
@@ -68,10 +70,12 @@ local function apply_event_body(seq, typ, id, d, now)
     redis.call('HSET', k('hsum', q), b, table.concat(c, ','))
     if not v then -- a new bucket; those wholly older than the history kept go
       redis.call('ZADD', k('hbk', q), b, b)
-      local gone = redis.call('ZRANGEBYSCORE', k('hbk', q), '-inf', at - HIST_KEEP - HIST_BUCKET)
-      if #gone > 0 then
+      local edge = at - HIST_KEEP - HIST_BUCKET
+      while true do -- in chunks: unpack takes fewer than a day's 8,640
+        local gone = redis.call('ZRANGEBYSCORE', k('hbk', q), '-inf', edge, 'LIMIT', 0, 1000)
+        if #gone == 0 then break end
         redis.call('HDEL', k('hsum', q), unpack(gone))
-        redis.call('ZREMRANGEBYSCORE', k('hbk', q), '-inf', at - HIST_KEEP - HIST_BUCKET)
+        redis.call('ZREM', k('hbk', q), unpack(gone))
       end
     end
   end

@@ -2,9 +2,16 @@
 -- its agents, the way prelude's count keeps them, and put in place of
 -- the kept ones when they differ — which only a script that failed
 -- between a count(-1) and its count(1) can cause. It reads every agent of
--- the queue: an audit, run seldom. ARGV: prefix, queue.
--- Returns the fields that differed, 'field kept->counted' each.
-local q = ARGV[2]
+-- the queue: an audit, run seldom. ARGV: prefix, queue, the rebuild
+-- lock's key and the complete build's mark (either may be '').
+-- Returns {'skipped'} while a rebuild holds the lock or the projection
+-- bears no mark (it is being reset or replayed: its keys go and come in
+-- batches), else {'checked', the fields that differed as 'field
+-- kept->counted'...}.
+local q, lock, mark = ARGV[2], ARGV[3], ARGV[4]
+if (lock ~= '' and redis.call('EXISTS', lock) == 1) or (mark ~= '' and redis.call('EXISTS', mark) == 0) then
+  return {'skipped'}
+end
 local want = {}
 for _, a in ipairs(redis.call('HKEYS', k('tier', q))) do
   local h = redis.call('HMGET', k('a', a), 'status', 'state')
@@ -33,4 +40,5 @@ if #diff > 0 then
   for f, n in pairs(want) do redis.call('HSET', k('acount', q), f, n) end
 end
 table.sort(diff)
+table.insert(diff, 1, 'checked')
 return diff
