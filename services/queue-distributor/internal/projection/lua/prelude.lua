@@ -68,20 +68,26 @@ end
 -- of the counts first (count(a, -1)) and puts it back after (count(a, 1)),
 -- with the same queues. A count that reaches 0 is deleted, so the hash
 -- holds the same fields however it got there (a rebuild compares).
+-- counted_in calls add with each field of acount:<q> agent a counts in,
+-- h its {status, state}: the one definition of the counts, for count and
+-- for the audit's recount.
+local function counted_in(a, q, h, add)
+  add(h[1])
+  if h[1] ~= 'logged_out' then
+    add(h[2])
+    local lvl = string.match(redis.call('HGET', k('atier', a), q) or '', '^(%d+),')
+    if lvl then add('in:' .. lvl) end
+  end
+end
+
 local function count(a, sign, qs)
   local h = redis.call('HMGET', k('a', a), 'status', 'state')
   if not h[1] then return end
   for _, q in ipairs(qs or redis.call('HKEYS', k('atier', a))) do
     local ck = k('acount', q)
-    local function add(field)
+    counted_in(a, q, h, function(field)
       if redis.call('HINCRBY', ck, field, sign) == 0 then redis.call('HDEL', ck, field) end
-    end
-    add(h[1])
-    if h[1] ~= 'logged_out' then
-      add(h[2])
-      local lvl = string.match(redis.call('HGET', k('atier', a), q) or '', '^(%d+),')
-      if lvl then add('in:' .. lvl) end
-    end
+    end)
   end
 end
 

@@ -1,5 +1,5 @@
 -- recount: one queue's agent counts (acount:<queue>) counted again from
--- its agents, the way prelude's count keeps them, and put in place of
+-- its agents (prelude's counted_in, as count keeps them), and put in place of
 -- the kept ones when they differ — which only a script that failed
 -- between a count(-1) and its count(1) can cause. It reads every agent of
 -- the queue: an audit, run seldom. ARGV: prefix, queue, the rebuild
@@ -13,17 +13,10 @@ if (lock ~= '' and redis.call('EXISTS', lock) == 1) or (mark ~= '' and redis.cal
   return {'skipped'}
 end
 local want = {}
+local function add(f) want[f] = (want[f] or 0) + 1 end
 for _, a in ipairs(redis.call('HKEYS', k('tier', q))) do
   local h = redis.call('HMGET', k('a', a), 'status', 'state')
-  if h[1] then
-    local function add(f) want[f] = (want[f] or 0) + 1 end
-    add(h[1])
-    if h[1] ~= 'logged_out' then
-      add(h[2])
-      local lvl = string.match(redis.call('HGET', k('atier', a), q) or '', '^(%d+),')
-      if lvl then add('in:' .. lvl) end
-    end
-  end
+  if h[1] then counted_in(a, q, h, add) end
 end
 local have = {}
 local kv = redis.call('HGETALL', k('acount', q))
