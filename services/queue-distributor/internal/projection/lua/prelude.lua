@@ -60,14 +60,6 @@ local function score(q, a)
   return lvl * LEVEL + strategy_value(strat, a, pos)
 end
 
--- acount:<q> counts a queue's agents by status and, those logged in, by
--- state and by tier level ('in:<level>'): the stats show the first, a
--- join asks whether anyone is logged in, a decision which is the lowest
--- level anyone logged in has — and none of them reads every agent of the
--- queue. Whatever changes an agent's status, state or tiers takes it out
--- of the counts first (count(a, -1)) and puts it back after (count(a, 1)),
--- with the same queues. A count that reaches 0 is deleted, so the hash
--- holds the same fields however it got there (a rebuild compares).
 -- counted_in calls add with each field of acount:<q> agent a counts in,
 -- h its {status, state}: the one definition of the counts, for count and
 -- for the audit's recount.
@@ -80,6 +72,14 @@ local function counted_in(a, q, h, add)
   end
 end
 
+-- acount:<q> counts a queue's agents by status and, those logged in, by
+-- state and by tier level ('in:<level>'): the stats show the first, a
+-- join asks whether anyone is logged in, a decision which is the lowest
+-- level anyone logged in has — and none of them reads every agent of the
+-- queue. Whatever changes an agent's status, state or tiers takes it out
+-- of the counts first (count(a, -1)) and puts it back after (count(a, 1)),
+-- with the same queues. A count that reaches 0 is deleted, so the hash
+-- holds the same fields however it got there (a rebuild compares).
 local function count(a, sign, qs)
   local h = redis.call('HMGET', k('a', a), 'status', 'state')
   if not h[1] then return end
