@@ -429,11 +429,11 @@ func (d *Distributor) runOffer(ctx context.Context, run *offerRun, o *projection
 	}
 }
 
-// unreached reports whether every ring in declined failed without a
-// hang-up cause: none of them reached a phone.
+// unreached reports whether every ring in declined failed (classify):
+// none of them reached a phone.
 func unreached(declined []ringResult) bool {
 	for _, r := range declined {
-		if gateway.CauseOf(r.err) != "" {
+		if reason, _, _ := classify(gateway.CauseOf(r.err), r.agent); reason != "failed" {
 			return false
 		}
 	}

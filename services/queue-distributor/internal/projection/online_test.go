@@ -23,6 +23,18 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 	status := func(f *fixture, id, st string) {
 		f.ev(domain.AgentStatusChanged, id, domain.StatusData{Status: st, At: f.clock.UnixMilli()})
 	}
+	// a1 in q (level 1, position 1), available
+	a1Available := func(f *fixture) { f.agent("a1", "q", 1, 1, nil); f.available("a1") }
+	// call joins q and is offered to a1
+	offerToA1 := func(t *testing.T, f *fixture, call string) *Offer {
+		f.join("q", call, 0, nil)
+		o, err := f.s.Decide(ctx, "q", "test", "o"+call, "", f.clock)
+		if err != nil || o == nil {
+			t.Fatalf("decide: %v %v", o, err)
+		}
+		f.ev(domain.AgentStateChanged, "a1", domain.StateData{State: domain.StateOffered, CallID: call, Queue: "q", OfferID: o.ID, At: f.clock.UnixMilli()})
+		return o
+	}
 	for _, tc := range []struct {
 		name   string
 		events func(f *fixture)
@@ -30,14 +42,13 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 	}{
 		{"nobody in the queue", func(f *fixture) {}, false},
 		{"an agent logged out", func(f *fixture) { f.agent("a1", "q", 1, 1, nil) }, false},
-		{"available", func(f *fixture) { f.agent("a1", "q", 1, 1, nil); f.available("a1") }, true},
+		{"available", a1Available, true},
 		{"on a break", func(f *fixture) {
 			f.agent("a1", "q", 1, 1, nil)
 			status(f, "a1", domain.StatusOnBreak)
 		}, true},
 		{"logged out again", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			status(f, "a1", domain.StatusLoggedOut)
 		}, false},
 		{"logged in before the tier was set", func(f *fixture) {
@@ -51,24 +62,20 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 			f.available("a1")
 		}, false},
 		{"tier removed", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			f.ev(domain.TierRemoved, "q", domain.TierData{Agent: "a1"})
 		}, false},
 		{"tier removed and set again", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			f.ev(domain.TierRemoved, "q", domain.TierData{Agent: "a1"})
 			f.ev(domain.TierSet, "q", domain.TierData{Agent: "a1", Level: 2, Position: 1})
 		}, true},
 		{"agent deleted", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			f.ev(domain.AgentDeleted, "a1", struct{}{})
 		}, false},
 		{"queue deleted and made again", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			f.ev(domain.QueueDeleted, "q", struct{}{})
 			f.queue(domain.Queue{Name: "q", Strategy: "top-down"})
 		}, false},
@@ -87,15 +94,12 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 			status(f, "a1", domain.StatusLoggedOut)
 		}, false},
 		{"deleted, made again, logged in", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			f.ev(domain.AgentDeleted, "a1", struct{}{})
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 		}, true},
 		{"deleted, made again, not logged in", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
+			a1Available(f)
 			f.ev(domain.AgentDeleted, "a1", struct{}{})
 			f.agent("a1", "q", 1, 1, nil)
 		}, false},
@@ -104,12 +108,7 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 			f.available("a1")
 			for i := range 2 {
 				call := fmt.Sprint("c", i)
-				f.join("q", call, 0, nil)
-				o, err := f.s.Decide(ctx, "q", "test", "o"+call, "", f.clock)
-				if err != nil || o == nil {
-					t.Fatalf("decide: %v %v", o, err)
-				}
-				f.ev(domain.AgentStateChanged, "a1", domain.StateData{State: domain.StateOffered, CallID: call, Queue: "q", OfferID: o.ID, At: f.clock.UnixMilli()})
+				o := offerToA1(t, f, call)
 				f.ev(domain.AgentOfferDeclined, "a1", domain.DeclineData{CallID: call, OfferID: o.ID, Reason: "no_answer", NoAnswer: true, At: f.clock.UnixMilli()})
 			}
 			if a, _ := f.s.Agent(ctx, "a1"); a.Status != domain.StatusOnBreak {
@@ -117,14 +116,8 @@ func TestLoggedInFollowsStatusTiersAndDeletions(t *testing.T) {
 			}
 		}, true},
 		{"busy on a call", func(f *fixture) {
-			f.agent("a1", "q", 1, 1, nil)
-			f.available("a1")
-			f.join("q", "c1", 0, nil)
-			o, err := f.s.Decide(ctx, "q", "test", "o1", "", f.clock)
-			if err != nil || o == nil {
-				t.Fatalf("decide: %v %v", o, err)
-			}
-			f.ev(domain.AgentStateChanged, "a1", domain.StateData{State: domain.StateOffered, CallID: "c1", Queue: "q", OfferID: o.ID, At: f.clock.UnixMilli()})
+			a1Available(f)
+			offerToA1(t, f, "c1")
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -141,7 +141,7 @@ local function decide(q, now, owner, offer_id, only, lim)
           redis.call('HSET', ak, 'state', 'offered', 'offer_id', offer_id, 'offer_call', cid, 'offer_queue', q, 'owner', owner)
           count(a, 1, qs)
           redis.call('SADD', k('offered'), a)
-          unindex(a)
+          unindex(a, qs)
           local h = redis.call('HMGET', ak, 'cfg', 'ver')
           out[#out + 1] = a
           out[#out + 1] = h[1]

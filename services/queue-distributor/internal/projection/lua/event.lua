@@ -51,15 +51,10 @@ local function apply_event_body(seq, typ, id, d, now)
     if wait_ms <= sl then ok = 1 end
     redis.call('ZADD', k('hist', q), at, seq .. '|' .. kind .. '|' .. wait_ms .. '|' .. ok)
     redis.call('ZREMRANGEBYSCORE', k('hist', q), '-inf', at - HIST_KEEP)
-    -- The bucket's sums: answered, abandoned, exited, answered within
-    -- the service level, wait of the answered (ms).
+    -- The sums of its 10 s bucket.
     local b = string.format('%d', at - at % HIST_BUCKET)
-    local c = {0, 0, 0, 0, 0}
     local v = redis.call('HGET', k('hsum', q), b)
-    if v then
-      local i = 1
-      for n in string.gmatch(v, '[^,]+') do c[i] = tonumber(n); i = i + 1 end
-    end
+    local c = bucket_sums(v)
     if kind == 'answered' then
       c[1], c[4], c[5] = c[1] + 1, c[4] + ok, c[5] + wait_ms
     elseif kind == 'abandoned' then

@@ -10,6 +10,18 @@ local LEVEL = 1e13 -- a score is level * LEVEL + the strategy's value (< 1e13)
 local HIST_KEEP = 24 * 3600 * 1000
 local HIST_BUCKET = 10000
 
+-- A bucket's sums, as hsum:<queue> holds them ("a,b,x,s,w"): answered,
+-- abandoned, exited, answered within the service level, wait of the
+-- answered (ms). v false (Redis' nil): a bucket with nothing yet.
+local function bucket_sums(v)
+  local c = {0, 0, 0, 0, 0}
+  if v then
+    local i = 1
+    for n in string.gmatch(v, '[^,]+') do c[i] = tonumber(n); i = i + 1 end
+  end
+  return c
+end
+
 -- An event builds a dozen keys, each of one or two parts: those are
 -- joined without allocating the table table.concat needs.
 local function k(a, b, ...)
@@ -91,8 +103,9 @@ local function count(a, sign, qs)
   end
 end
 
-local function unindex(a)
-  for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
+-- qs (optional): the agent's queues, when the caller has read them.
+local function unindex(a, qs)
+  for _, q in ipairs(qs or redis.call('HKEYS', k('atier', a))) do
     redis.call('ZREM', k('idle', q), a)
   end
   redis.call('ZREM', k('wake'), a)
@@ -100,28 +113,30 @@ end
 
 -- index puts an agent where the distributor looks for it: in every idle
 -- set of its queues when it can take a call now, in the wake set when it
--- can later. It returns the queues it became offerable in.
-local function index(a, now)
+-- can later. It returns the queues it became offerable in. qs as for
+-- unindex.
+local function index(a, now, qs)
+  qs = qs or redis.call('HKEYS', k('atier', a))
   local h = redis.call('HMGET', k('a', a), 'status', 'state', 'ready_at')
   local became = {}
   if h[2] == 'wrap_up' then
     -- the wake loop ends the wrap-up with an agent.state.changed(idle)
-    unindex(a)
+    unindex(a, qs)
     redis.call('ZADD', k('wake'), num(h[3], 0), a)
     return became
   end
   if h[1] ~= 'available' or h[2] ~= 'idle' then
-    unindex(a)
+    unindex(a, qs)
     return became
   end
   local ready = num(h[3], 0)
   if ready > now then
-    unindex(a)
+    unindex(a, qs)
     redis.call('ZADD', k('wake'), ready, a)
     return became
   end
   redis.call('ZREM', k('wake'), a)
-  for _, q in ipairs(redis.call('HKEYS', k('atier', a))) do
+  for _, q in ipairs(qs) do
     local s = score(q, a)
     if s then
       redis.call('ZADD', k('idle', q), s, a)

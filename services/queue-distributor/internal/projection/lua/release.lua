@@ -20,7 +20,7 @@ for i = 7, #ARGV do
     count(a, 1, qs)
     redis.call('SREM', k('offered'), a)
     redis.call('HDEL', ak, 'offer_id', 'offer_call', 'offer_queue', 'owner')
-    index(a, now)
+    index(a, now, qs)
   end
 end
 return 1

@@ -26,12 +26,9 @@ local whole = math.ceil(from / HIST_BUCKET) * HIST_BUCKET
 local buckets = redis.call('ZRANGEBYSCORE', k('hbk', q), whole, '+inf')
 for i = 1, #buckets, 1000 do -- a day is 8,640 buckets; unpack takes fewer
   for _, v in ipairs(redis.call('HMGET', k('hsum', q), unpack(buckets, i, math.min(i + 999, #buckets)))) do
-    if v then
-      local c = {}
-      for n in string.gmatch(v, '[^,]+') do c[#c + 1] = tonumber(n) end
-      answered, abandoned, exited = answered + c[1], abandoned + c[2], exited + c[3]
-      in_sl, wait_sum = in_sl + c[4], wait_sum + c[5]
-    end
+    local c = bucket_sums(v)
+    answered, abandoned, exited = answered + c[1], abandoned + c[2], exited + c[3]
+    in_sl, wait_sum = in_sl + c[4], wait_sum + c[5]
   end
 end
 for _, e in ipairs(redis.call('ZRANGEBYSCORE', k('hist', q), from, '(' .. string.format('%d', whole))) do
