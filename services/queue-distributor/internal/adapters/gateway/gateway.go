@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,10 +40,22 @@ func CauseOf(err error) string {
 }
 
 // NATS is the gateway over a NATS connection.
-type NATS struct{ nc *nats.Conn }
+type NATS struct {
+	nc *nats.Conn
+
+	// Replies to Send come in on one subscription to prefix+"*", each
+	// to a token of its own, as nats.go's own request/reply does: a
+	// subscription per originate would cost the server a SUB and an
+	// UNSUB (sublist changes) ahead of and after every ring.
+	mu      sync.Mutex
+	sub     *nats.Subscription
+	prefix  string
+	next    uint64
+	waiting map[string]chan *nats.Msg
+}
 
 // New returns the gateway client.
-func New(nc *nats.Conn) *NATS { return &NATS{nc: nc} }
+func New(nc *nats.Conn) *NATS { return &NATS{nc: nc, waiting: map[string]chan *nats.Msg{}} }
 
 // API runs command on node and waits for its reply; background runs it
 // as bgapi (an originate waits for the far end without holding the
@@ -58,14 +72,12 @@ func (g *NATS) API(ctx context.Context, node, command string, background bool, t
 // be called once.
 func (g *NATS) Send(ctx context.Context, node, command string, background bool, timeout time.Duration) (wait func() (string, error)) {
 	rctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
-	// A channel of one: the reply is one message (a synchronous
-	// subscription would allocate nats.go's default of 65,536 slots for
-	// each request).
+	// A channel of one: the reply is one message.
 	replies := make(chan *nats.Msg, 1)
-	sub, err := g.nc.ChanSubscribe(g.nc.NewInbox(), replies)
+	token, inbox, err := g.expect(replies)
 	if err == nil {
-		if err = g.nc.PublishRequest("fs."+node+".api", sub.Subject, apiBody(command, background, timeout)); err != nil {
-			_ = sub.Unsubscribe()
+		if err = g.nc.PublishRequest("fs."+node+".api", inbox, apiBody(command, background, timeout)); err != nil {
+			g.forget(token)
 		}
 	}
 	return func() (string, error) {
@@ -73,7 +85,7 @@ func (g *NATS) Send(ctx context.Context, node, command string, background bool, 
 		if err != nil {
 			return apiReply(node, command, nil, err)
 		}
-		defer func() { _ = sub.Unsubscribe() }()
+		defer g.forget(token)
 		select {
 		case msg := <-replies:
 			if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
@@ -85,6 +97,48 @@ func (g *NATS) Send(ctx context.Context, node, command string, background bool, 
 			return apiReply(node, command, nil, rctx.Err())
 		}
 	}
+}
+
+// expect registers ch for the reply to a new token and returns the token
+// and the inbox to ask for the reply at. The replies' subscription is
+// made by the first request (and again after a failure to make it).
+func (g *NATS) expect(ch chan *nats.Msg) (token, inbox string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sub == nil {
+		prefix := g.nc.NewInbox() + "."
+		sub, err := g.nc.Subscribe(prefix+"*", g.reply)
+		if err != nil {
+			return "", "", fmt.Errorf("subscribe to the gateway's replies: %w", err)
+		}
+		// Replies are never dropped for being too many: each has a
+		// waiter (or none, and is discarded at once).
+		_ = sub.SetPendingLimits(-1, -1)
+		g.sub, g.prefix = sub, prefix
+	}
+	g.next++
+	token = strconv.FormatUint(g.next, 36)
+	g.waiting[token] = ch
+	return token, g.prefix + token, nil
+}
+
+// reply hands a reply to its waiter; a reply nobody waits for any more
+// (timed out) is dropped.
+func (g *NATS) reply(m *nats.Msg) {
+	token := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	g.mu.Lock()
+	ch, ok := g.waiting[token]
+	delete(g.waiting, token)
+	g.mu.Unlock()
+	if ok {
+		ch <- m // cap 1, one reply per token
+	}
+}
+
+func (g *NATS) forget(token string) {
+	g.mu.Lock()
+	delete(g.waiting, token)
+	g.mu.Unlock()
 }
 
 func apiBody(command string, background bool, timeout time.Duration) []byte {

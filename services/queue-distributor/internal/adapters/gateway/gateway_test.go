@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -106,5 +107,66 @@ func TestSendPublishesBeforeItReturns(t *testing.T) {
 	_ = req.Respond([]byte(`{"output":"+OK"}`))
 	if out, err := wait(); err != nil || out != "+OK" {
 		t.Fatalf("reply %q %v", out, err)
+	}
+}
+
+// Many originates at once, answered out of order: each waiter gets its
+// own reply, over one subscription for them all, and nothing is left
+// waiting afterwards — neither the answered nor the timed-out ones.
+func TestSendsInFlightShareOneReplySubscription(t *testing.T) {
+	nc := connect(t)
+	const n = 200
+	reqs := make(chan *nats.Msg, n)
+	sub, err := nc.Subscribe("fs.fs1.api", func(m *nats.Msg) { reqs <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	g := New(nc)
+	before := nc.NumSubscriptions()
+	// The context bounds the wait of the one never answered.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	waits := make([]func() (string, error), n)
+	for i := range waits {
+		waits[i] = g.Send(ctx, "fs1", fmt.Sprint("originate ", i), true, 20*time.Second)
+	}
+	if got := nc.NumSubscriptions() - before; got != 1 {
+		t.Fatalf("%d subscriptions for %d requests in flight, want 1", got, n)
+	}
+	held := make([]*nats.Msg, 0, n)
+	for range n {
+		select {
+		case m := <-reqs:
+			held = append(held, m)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of %d requests arrived", len(held), n)
+		}
+	}
+	// Answer backwards, each with the command it answers; the last one
+	// (request 0 in order) gets no answer and times out.
+	for i := len(held) - 1; i >= 0; i-- {
+		var req struct{ Command string }
+		_ = json.Unmarshal(held[i].Data, &req)
+		if req.Command == "originate 0" {
+			continue
+		}
+		if err := held[i].Respond(fmt.Appendf(nil, `{"output":"+OK %s"}`, req.Command)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, wait := range waits[1:] {
+		if out, err := wait(); err != nil || out != fmt.Sprintf("+OK originate %d", i+1) {
+			t.Fatalf("request %d: %q %v", i+1, out, err)
+		}
+	}
+	if _, err := waits[0](); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("request 0, never answered: %v", err)
+	}
+	g.mu.Lock()
+	left := len(g.waiting)
+	g.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d replies still awaited after every wait returned", left)
 	}
 }
