@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -32,45 +31,48 @@ type Record struct {
 	Event app.RunEvent
 }
 
-// Fetch reads the call's policy events from the POLICIES stream and
-// returns the run's end.
+// Fetch reads the end of the call's policy run from the POLICIES stream:
+// its last policy.completed or policy.failed, each read directly by
+// subject. It makes no consumer: an ordered consumer per replay outlived
+// its command by five minutes (nats.go's inactivity threshold), and a
+// script replaying a day of calls would have filled the stream's 1,000
+// consumers, nats-server's default limit.
 func Fetch(ctx context.Context, js jetstream.JetStream, callID string) (*Record, error) {
 	if callID == "" || strings.ContainsAny(callID, ".*> \t") {
 		return nil, fmt.Errorf("%q is not a call UUID", callID)
 	}
-	cons, err := js.OrderedConsumer(ctx, "POLICIES", jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"policies." + callID + ".>"},
-	})
+	s, err := js.Stream(ctx, "POLICIES")
 	if err != nil {
 		return nil, fmt.Errorf("read the POLICIES stream: %w", err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the POLICIES stream: %w", err)
-	}
-	var last *Record
-	for i := uint64(0); i < info.NumPending; i++ {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	var last *jetstream.RawStreamMsg
+	for _, end := range []string{"completed", "failed"} {
+		m, err := s.GetLastMsgForSubject(ctx, "policies."+callID+"."+end)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read policy events of %s: %w", callID, err)
 		}
-		env, err := events.Parse(m.Data())
-		if err != nil {
-			continue
+		if last == nil || m.Sequence > last.Sequence {
+			last = m
 		}
-		if env.Type != "policy.completed" && env.Type != "policy.failed" {
-			continue
-		}
-		var ev app.RunEvent
-		if err := json.Unmarshal(env.Data, &ev); err != nil {
-			return nil, fmt.Errorf("%s of %s is unreadable: %w", env.Type, callID, err)
-		}
-		last = &Record{Type: env.Type, Event: ev}
 	}
 	if last == nil {
 		return nil, fmt.Errorf("%w for call %s (still running, never routed here, or older than the stream keeps)", ErrNotRecorded, callID)
 	}
-	return last, nil
+	env, err := events.Parse(last.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%s #%d of %s is unreadable: %w", last.Subject, last.Sequence, callID, err)
+	}
+	if env.Type != "policy.completed" && env.Type != "policy.failed" {
+		return nil, fmt.Errorf("%s #%d of %s is a %s, not the end of a policy run", last.Subject, last.Sequence, callID, env.Type)
+	}
+	var ev app.RunEvent
+	if err := json.Unmarshal(env.Data, &ev); err != nil {
+		return nil, fmt.Errorf("%s of %s is unreadable: %w", env.Type, callID, err)
+	}
+	return &Record{Type: env.Type, Event: ev}, nil
 }
 
 // Result is what a replay did and how it compares with the recorded run.
