@@ -12,7 +12,6 @@ import (
 
 	"github.com/switchyard-voice/switchyard/pkg/apnsfake"
 	"github.com/switchyard-voice/switchyard/pkg/events"
-	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/domain"
 )
@@ -60,7 +59,6 @@ func benchRequestToAPNs(b *testing.B, stepByStep bool) {
 	}
 	w := newWorldWith(b, apnsfake.Options{OnRequest: hook}, func(c *Config) {
 		c.RateLimit, c.LogLevel, c.Workers, c.stepByStep = 0, "warn", 64, stepByStep
-		c.NATSURL = testinfra.NewNATS(b).URL()
 	})
 	const users = 50
 	// One request in ten has a probe beside it: enough samples for the

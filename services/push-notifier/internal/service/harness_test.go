@@ -37,7 +37,7 @@ import (
 var infra *testinfra.Servers
 
 func TestMain(m *testing.M) {
-	os.Exit(testinfra.Main(m, &infra, testinfra.WithNATS, testinfra.WithRedis))
+	os.Exit(testinfra.Main(m, &infra, testinfra.WithRedis))
 }
 
 const (
@@ -53,6 +53,7 @@ type world struct {
 	apns    *apnsfake.Server // production
 	sandbox *apnsfake.Server
 	fcm     *fcmfake.Server
+	nats    *testinfra.NATS
 	cfg     Config
 	svc     *Service
 	stop    func()
@@ -79,8 +80,8 @@ func (s *syncBuffer) String() string {
 }
 
 // newWorld starts fakes of APNs (production and sandbox, token auth) and
-// FCM, and a push-notifier against the shared NATS and Redis with its own
-// key prefix; mod adjusts the config.
+// FCM, a nats-server, and a push-notifier against them and the package's
+// Redis with a key prefix of its own; mod adjusts the config.
 func newWorld(t testing.TB, mod func(c *Config)) *world {
 	return newWorldWith(t, apnsfake.Options{}, mod)
 }
@@ -93,7 +94,7 @@ func newWorldWith(t testing.TB, opts apnsfake.Options, mod func(c *Config)) *wor
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	p8 := filepath.Join(dir, "AuthKey.p8")
 	write(t, p8, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	w := &world{t: t, logs: &syncBuffer{}}
+	w := &world{t: t, logs: &syncBuffer{}, nats: testinfra.NewNATS(t)}
 	var err error
 	for i, s := range []**apnsfake.Server{&w.apns, &w.sandbox} {
 		o := opts
@@ -118,7 +119,11 @@ func newWorldWith(t testing.TB, opts apnsfake.Options, mod func(c *Config)) *wor
 	write(t, ca, append(append(w.apns.CertPEM(), w.sandbox.CertPEM()...), w.fcm.CertPEM()...))
 
 	w.cfg = Config{
-		NATSURL: infra.NATS.URL(), RedisURL: infra.Redis.URL(), Prefix: fmt.Sprintf("t:%s:", t.Name()),
+		// A nats-server and a key prefix of the world's own: nothing
+		// one test leaves (a message handed back, a request's record,
+		// ephemeral consumers) reaches another, or the same test run
+		// again (-count).
+		NATSURL: w.nats.URL(), RedisURL: infra.Redis.URL(), Prefix: fmt.Sprintf("t:%s:%d:", t.Name(), time.Now().UnixNano()),
 		AdminAddr: "127.0.0.1:0", AdminToken: token, Instance: "test-" + strings.ReplaceAll(t.Name(), "/", "-"), Workers: 16,
 		ShutdownGrace: 5 * time.Second, LogLevel: "debug",
 		AttemptTimeout: 2 * time.Second, MaxRetryWindow: time.Minute, VoIPTTL: 30 * time.Second, AlertTTL: time.Hour,

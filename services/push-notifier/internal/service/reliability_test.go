@@ -13,7 +13,6 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/apnsfake"
 	"github.com/switchyard-voice/switchyard/pkg/bus"
 	"github.com/switchyard-voice/switchyard/pkg/events"
-	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 
 	"github.com/switchyard-voice/switchyard/services/push-notifier/internal/domain"
 )
@@ -30,7 +29,6 @@ func TestEveryPushSurvivesANATSCrashUnderLoad(t *testing.T) {
 	)
 	var mu sync.Mutex
 	pushed := map[string]int{} // apns-id → pushes received
-	n := testinfra.NewNATS(t)
 	w := newWorldWith(t, apnsfake.Options{OnRequest: func(r apnsfake.Request) {
 		mu.Lock()
 		pushed[strings.ToLower(r.ApnsID)]++
@@ -38,8 +36,9 @@ func TestEveryPushSurvivesANATSCrashUnderLoad(t *testing.T) {
 	}}, func(c *Config) {
 		// A short ack wait: deliveries whose acks the crash lost come
 		// back within the test.
-		c.NATSURL, c.RateLimit, c.LogLevel, c.ackWait = n.URL(), 0, "info", 2*time.Second
+		c.RateLimit, c.LogLevel, c.ackWait = 0, "info", 2*time.Second
 	})
+	n := w.nats
 	toks := make([]string, users)
 	for i := range toks {
 		toks[i] = apnsToken(fmt.Sprint("crash-", i))
