@@ -65,7 +65,7 @@ func rebuildCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err := service.MarkProjection(ctx, rdb, prefix, "queue-distributor rebuild"); err != nil {
 		return 1, err
 	}
-	fmt.Fprintf(out, "rebuilt %d events (%d skipped) in %v; checksum %s\n", res.Events, res.Skipped, time.Since(start).Round(time.Millisecond), res.Checksum)
+	fmt.Fprintf(out, "rebuilt %d events (%d skipped, %d malformed: recorded, not applied) in %v; checksum %s\n", res.Events, res.Skipped, res.Malformed, time.Since(start).Round(time.Millisecond), res.Checksum)
 	return 0, nil
 }
 

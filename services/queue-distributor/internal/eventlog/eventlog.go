@@ -83,19 +83,33 @@ func (l *Log) Append(ctx context.Context, eventID, typ, id, callID string, data 
 	}}, nil
 }
 
-// Decode turns a stored message into a projection event. Bad messages
-// (not ours, not an envelope, a subject without an aggregate) are
-// reported, never applied.
+// Decode turns a stored message into a projection event. A message on a
+// subject that names no aggregate of stream is an error: nothing can be
+// done with it. Any other message is an event of its aggregate, counted
+// in its version as JetStream counts it; when it cannot be applied (not an
+// envelope, a type that does not belong on its subject, data the
+// projection cannot read) it carries the Problem, and the projection
+// records it and changes nothing else.
 func Decode(stream string, seq uint64, subject string, body []byte) (projection.Event, error) {
-	env, err := events.Parse(body)
-	if err != nil {
-		return projection.Event{}, fmt.Errorf("%s #%d on %s: %w", stream, seq, subject, err)
-	}
 	parts := strings.SplitN(subject, ".", 3)
-	if len(parts) < 3 || domain.Subject(env.Type, parts[1]) != subject {
-		return projection.Event{}, fmt.Errorf("%s #%d: type %s does not belong on subject %s", stream, seq, env.Type, subject)
+	if len(parts) < 3 || parts[1] == "" || parts[2] == "" || strings.ToUpper(parts[0]) != stream {
+		return projection.Event{Stream: stream}, fmt.Errorf("%s #%d: subject %s names no aggregate of the stream", stream, seq, subject)
 	}
-	return projection.Event{Stream: stream, Seq: seq, Type: env.Type, ID: parts[1], Data: env.Data, At: env.Time, EventID: env.ID}, nil
+	ev := projection.Event{Stream: stream, Seq: seq, ID: parts[1]}
+	env, err := events.Parse(body)
+	switch {
+	case err != nil:
+		ev.Problem = fmt.Sprintf("not an event envelope: %v", err)
+	case domain.Subject(env.Type, parts[1]) != subject:
+		ev.Type, ev.EventID = env.Type, env.ID
+		ev.Problem = fmt.Sprintf("type %s does not belong on subject %s", env.Type, subject)
+	default:
+		ev.Type, ev.Data, ev.At, ev.EventID = env.Type, env.Data, env.Time, env.ID
+		if err := projection.CheckData(env.Type, env.Data); err != nil {
+			ev.Problem = err.Error()
+		}
+	}
+	return ev, nil
 }
 
 // Follow delivers stream's events after sequence from, in order, to fn,

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,22 +68,34 @@ func TestAppendIsOptimisticPerAggregate(t *testing.T) {
 	}
 }
 
-func TestDecodeRefusesForeignMessages(t *testing.T) {
-	cases := map[string]struct {
-		subject string
-		body    string
+// Decode refuses only a message no aggregate of the stream owns; any
+// other that cannot be applied is its aggregate's event with the
+// problem named, so the projection records it (and the aggregate's
+// version moves as JetStream's does).
+func TestDecodeTellsWhatCannotBeApplied(t *testing.T) {
+	cases := []struct {
+		name, subject, body, problem string // problem "": applied as it is
 	}{
-		"not json":         {"agents.a1.created", "{"},
-		"not a cloudevent": {"agents.a1.created", `{"x":1}`},
-		"type off subject": {"agents.a1.created", `{"specversion":"1.0","id":"1","source":"s","type":"agent.deleted","data":{}}`},
-		"no aggregate":     {"agents", `{"specversion":"1.0","id":"1","source":"s","type":"agent.created","data":{}}`},
+		{"valid", "agents.a1.status.changed", `{"specversion":"1.0","id":"1","source":"s","type":"agent.status.changed","data":{"status":"on_break"}}`, ""},
+		{"not json", "agents.a1.created", "{", "not an event envelope"},
+		{"not a cloudevent", "agents.a1.created", `{"x":1}`, "not an event envelope"},
+		{"type off subject", "agents.a1.created", `{"specversion":"1.0","id":"1","source":"s","type":"agent.deleted","data":{}}`, "does not belong on subject"},
+		{"data the projection cannot read", "agents.a1.created", `{"specversion":"1.0","id":"1","source":"s","type":"agent.created","data":{}}`, "agent is missing"},
+		{"available without a time", "agents.a1.status.changed", `{"specversion":"1.0","id":"1","source":"s","type":"agent.status.changed","data":{"status":"available"}}`, "at_ms is missing"},
 	}
-	for name, c := range cases {
-		if _, err := Decode("AGENTS", 1, c.subject, []byte(c.body)); err == nil {
-			t.Errorf("%s: decoded", name)
+	for _, c := range cases {
+		ev, err := Decode("AGENTS", 7, c.subject, []byte(c.body))
+		if err != nil || ev.ID != "a1" || ev.Seq != 7 || ev.Stream != "AGENTS" {
+			t.Errorf("%s: %+v %v", c.name, ev, err)
+			continue
+		}
+		if c.problem == "" && (ev.Problem != "" || ev.EventID != "1") || c.problem != "" && !strings.Contains(ev.Problem, c.problem) {
+			t.Errorf("%s: problem %q, want %q", c.name, ev.Problem, c.problem)
 		}
 	}
-	if ev, err := Decode("AGENTS", 7, "agents.a1.status.changed", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"agent.status.changed","data":{"status":"available"}}`)); err != nil || ev.ID != "a1" || ev.Seq != 7 || ev.EventID != "1" {
-		t.Fatalf("valid event: %+v %v", ev, err)
+	for _, subject := range []string{"agents", "agents.a1", "queues.q1.created", "agents..created"} {
+		if _, err := Decode("AGENTS", 1, subject, []byte(`{"specversion":"1.0","id":"1","source":"s","type":"agent.created","data":{}}`)); err == nil {
+			t.Errorf("%s: decoded on AGENTS", subject)
+		}
 	}
 }

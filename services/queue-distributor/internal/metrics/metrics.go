@@ -21,7 +21,7 @@ func New() *Metrics {
 	m := &Metrics{
 		Registry: r,
 		Applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_qd_events_applied_total", Help: "Events the follower applied to the projection, by stream and result (applied, dup, ignored, bad).",
+			Name: "switchyard_qd_events_applied_total", Help: "Events the follower applied to the projection, by stream and result (applied, dup, ignored; malformed: recorded, data not applied; bad: on no aggregate subject, skipped).",
 		}, []string{"stream", "result"}),
 		OfferLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "switchyard_qd_offer_seconds", Help: "From the change that made an offer possible (agent ready, caller joined) to the originate sent to the gateway.",

@@ -26,11 +26,8 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []Event) ([]ApplyResult, err
 		n := min(len(evs), MaxBatch)
 		args = append(args[:0], s.prefix, s.lim.IDWindow)
 		for _, ev := range evs[:n] {
-			data := []byte(ev.Data)
-			if len(data) == 0 {
-				data = []byte("{}")
-			}
-			args = append(args, ev.Stream, ev.Seq, ev.Type, ev.ID, data, ev.At.UnixMilli(), ev.EventID)
+			typ, eid, data := ev.wire()
+			args = append(args, ev.Stream, ev.Seq, typ, ev.ID, data, ev.At.UnixMilli(), eid)
 		}
 		res, err := s.applyBatch.Run(ctx, s.rdb, nil, args...).StringSlice()
 		if err != nil {

@@ -130,6 +130,31 @@ type Event struct {
 	// refused when a copy comes again under another sequence. Empty: not
 	// checked.
 	EventID string
+	// Problem, when not empty, says why the event cannot be applied (see
+	// CheckData): it is recorded as Malformed — its sequence, its
+	// aggregate's version — and changes nothing else.
+	Problem string
+}
+
+// Malformed is the detail of an event applied for its Problem.
+const Malformed = "malformed"
+
+// wire is what the scripts are given for ev: an event with a Problem
+// goes as "<queue|agent>.malformed" with no data and no id, which every
+// script records and ignores.
+func (ev Event) wire() (typ, eventID string, data []byte) {
+	if ev.Problem != "" {
+		root := "agent"
+		if ev.Stream == "QUEUES" {
+			root = "queue"
+		}
+		return root + "." + Malformed, "", []byte("{}")
+	}
+	data = ev.Data
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	return ev.Type, ev.EventID, data
 }
 
 // Apply applies ev once. strict refuses to skip a sequence (the writer
@@ -192,11 +217,8 @@ func (e *DecideError) Error() string { return "decide an offer: " + e.Err.Error(
 func (e *DecideError) Unwrap() error { return e.Err }
 
 func (s *Store) applyArgs(ev Event, mode string) []any {
-	data := ev.Data
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
-	}
-	return []any{s.prefix, ev.Stream, ev.Seq, ev.Type, ev.ID, string(data), ev.At.UnixMilli(), mode, ev.EventID, s.lim.IDWindow}
+	typ, eid, data := ev.wire()
+	return []any{s.prefix, ev.Stream, ev.Seq, typ, ev.ID, string(data), ev.At.UnixMilli(), mode, eid, s.lim.IDWindow}
 }
 
 func applyResult(res []string) ApplyResult {

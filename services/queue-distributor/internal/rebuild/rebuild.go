@@ -14,8 +14,11 @@ import (
 
 // Result says what a rebuild did.
 type Result struct {
-	Events, Skipped int
-	Checksum        string
+	Events int
+	// Skipped: on no aggregate's subject. Malformed: recorded, not
+	// applied (projection.Event.Problem).
+	Skipped, Malformed int
+	Checksum           string
 }
 
 // Run empties the projection and replays both streams into it, then
@@ -62,6 +65,9 @@ func read(ctx context.Context, log *eventlog.Log, batches chan<- []projection.Ev
 			if err != nil {
 				res.Skipped++
 				return nil
+			}
+			if ev.Problem != "" {
+				res.Malformed++
 			}
 			batch = append(batch, ev)
 			if len(batch) < cap(batch) {

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard-voice/switchyard/pkg/testinfra"
 
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/domain"
+	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/eventlog"
 	"github.com/switchyard-voice/switchyard/services/queue-distributor/internal/projection"
 )
 
@@ -163,11 +164,99 @@ func TestRebuildEqualsLiveProjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Events != 20000 || res.Skipped != 0 {
-		t.Fatalf("rebuild read %d events, skipped %d; want 20000, 0", res.Events, res.Skipped)
+	if res.Events != 20000 || res.Skipped != 0 || res.Malformed != 0 {
+		t.Fatalf("rebuild read %d events, skipped %d, malformed %d; want 20000, 0, 0", res.Events, res.Skipped, res.Malformed)
 	}
 	if res.Checksum != want {
 		t.Fatalf("rebuilt checksum %s, live %s", res.Checksum, want)
+	}
+}
+
+// Events a careless or hostile producer stored among the distributor's —
+// data the scripts cannot read, a body that is no event, a type that does
+// not belong on its subject — neither stop a rebuild nor leave the
+// aggregate behind its log: each is recorded, as the live follower
+// records it, and the rebuilt projection equals the live one. (Before,
+// the first of them stopped every rebuild, and with it a start that
+// needs one.)
+func TestMalformedEventsDoNotStopTheRebuild(t *testing.T) {
+	ctx := context.Background()
+	_, js := newLog(t)
+	publish := func(subject string, body []byte) {
+		t.Helper()
+		if _, err := js.Publish(ctx, subject, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event := func(typ, id string, data any) {
+		t.Helper()
+		subject := domain.Subject(typ, id)
+		env, err := events.New("", "switchyard/test", typ, subject, "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := env.Marshal()
+		publish(subject, body)
+	}
+	raw := func(typ, id, data string) {
+		t.Helper()
+		subject := domain.Subject(typ, id)
+		publish(subject, fmt.Appendf(nil, `{"specversion":"1.0","id":"x-%s-%s","source":"switchyard/test","type":%q,"data":%s}`, typ, id, typ, data))
+	}
+	at := time.Now().UnixMilli()
+	event(domain.QueueCreated, "q1", domain.QueueData{Queue: domain.Queue{Name: "q1", Strategy: domain.LongestIdle}})
+	raw(domain.QueueCreated, "q2", `{}`) // no queue: stopped the script halfway
+	event(domain.AgentCreated, "a1", domain.AgentData{Agent: domain.Agent{ID: "a1", Contact: "user/a1"}})
+	raw(domain.AgentStatusChanged, "a1", `{"status":7}`)                                                                       // a number where the status belongs
+	publish("agents.a1.status.changed", []byte("not an event"))                                                                // no envelope at all
+	publish("agents.a1.state.changed", []byte(`{"specversion":"1.0","id":"y","source":"s","type":"agent.deleted","data":{}}`)) // a deletion off its subject
+	event(domain.TierSet, "q1", domain.TierData{Agent: "a1", Level: 1, Position: 1})
+	raw(domain.MemberJoined, "q1", `{"member":{"call_id":"c1","node":null,"joined_ms":1}}`) // null: cjson's own value
+	event(domain.AgentStatusChanged, "a1", domain.StatusData{Status: domain.StatusAvailable, At: at})
+
+	// The live projection, as the follower feeds it.
+	live := newStore(t, "live")
+	log := eventlog.New(js, "switchyard/test")
+	malformed := 0
+	for _, stream := range []string{"QUEUES", "AGENTS"} {
+		_, err := log.Replay(ctx, stream, func(ev projection.Event, err error) error {
+			if err != nil {
+				return err
+			}
+			if ev.Problem != "" {
+				malformed++
+			}
+			_, err = live.Apply(ctx, ev, false)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := live.Checksum(ctx)
+	res, err := Run(ctx, js, newStore(t, "rebuilt"))
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if malformed != 5 || res.Malformed != 5 || res.Skipped != 0 {
+		t.Fatalf("malformed: %d live, %d rebuilt (skipped %d); want 5", malformed, res.Malformed, res.Skipped)
+	}
+	if res.Checksum != want {
+		t.Fatalf("rebuilt checksum %s, live %s", res.Checksum, want)
+	}
+	// The agent's version is its subject's last sequence in the log, the
+	// malformed ones included: the next append expecting it succeeds.
+	a, err := live.Agent(ctx, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := js.Stream(ctx, "AGENTS")
+	last, err := stream.GetLastMsgForSubject(ctx, "agents.a1.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version != last.Sequence || a.Status != domain.StatusAvailable {
+		t.Fatalf("agent a1 at version %d, status %s; the log's last is #%d", a.Version, a.Status, last.Sequence)
 	}
 }
 

@@ -200,7 +200,7 @@ func (s *Service) rebuild(ctx context.Context, starting bool) error {
 	// instance lives, so nobody takes its running offers over.
 	_ = s.store.Heartbeat(ctx, s.cfg.Instance, 3*distributor.Heartbeat)
 	s.rebuilds.Inc()
-	s.log.Warn("projection rebuilt from the event log; offers resume", "events", res.Events, "skipped", res.Skipped,
+	s.log.Warn("projection rebuilt from the event log; offers resume", "events", res.Events, "skipped", res.Skipped, "malformed", res.Malformed,
 		"took", time.Since(start).Round(time.Millisecond).String(), "checksum", res.Checksum)
 	return nil
 }

@@ -377,7 +377,8 @@ func (e *env) rebuildMatchesLive() *projection.Store {
 	e.t.Cleanup(func() { rdb.Close() })
 	other := projection.New(rdb, "rebuilt-"+e.prefix, projection.Limits{})
 	res, err := rebuild.Run(ctx, e.js, other)
-	if err != nil || res.Events == 0 {
+	// Every event the distributor wrote is one the projection can read.
+	if err != nil || res.Events == 0 || res.Malformed != 0 || res.Skipped != 0 {
 		e.t.Fatalf("rebuild: %+v %v", res, err)
 	}
 	if live, _ := e.svc.store.Checksum(ctx); res.Checksum != live {

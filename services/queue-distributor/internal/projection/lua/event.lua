@@ -327,6 +327,11 @@ local function apply_event_body(seq, typ, id, d, now)
       ignored('no such offer')
     end
 
+  elseif typ == 'queue.malformed' or typ == 'agent.malformed' then
+    -- Data the scripts cannot read (projection.CheckData): its
+    -- sequence and its aggregate's version are kept, nothing else.
+    ignored('malformed')
+
   else
     ignored('unknown event type')
   end
