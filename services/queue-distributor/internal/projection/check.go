@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -14,216 +14,495 @@ import (
 )
 
 // CheckData says whether data is what the projection's scripts read for
-// an event of type typ: every field they use there, with its JSON type.
-// The scripts trust what they are given — a missing field stops one
-// halfway, with what it wrote so far kept (Redis does not undo a script's
-// writes) — so an event that fails here is applied as Malformed instead.
-// Unknown types are not its business (the scripts ignore them); unknown
-// fields only as far as the scripts decode and store them (see scan).
-func CheckData(typ string, data json.RawMessage) error {
-	err := checkData(typ, data)
-	if err != nil {
+// an event of type typ: every field they use there, present and of the
+// JSON type the domain writes. The scripts trust what they are given — a
+// missing field stops one halfway, with what it wrote so far kept (Redis
+// does not undo a script's writes) — so an event that fails here is
+// applied as Malformed instead. Anywhere in data, also in fields nobody
+// knows (the scripts store whole objects and write them back with
+// cjson): no null (cjson's null is a value of its own, not nil), no
+// number beyond a double, no nesting deeper than maxDepth. Field names
+// are matched as the scripts match them: exactly. Unknown types are not
+// its business: the scripts ignore them.
+//
+// It reads data once, without decoding it into Go values: a rebuild
+// checks every event of the log.
+func CheckData(typ string, data []byte) error {
+	sh := shapes[typ]
+	w := walker{data: data}
+	if err := w.top(sh); err != nil {
+		return fmt.Errorf("%s data: %w", typ, err)
+	}
+	if sh == nil {
+		return nil
+	}
+	if err := w.required(typ); err != nil {
 		return fmt.Errorf("%s data: %w", typ, err)
 	}
 	return nil
 }
 
-func checkData(typ string, data json.RawMessage) error {
-	if err := scan(data); err != nil {
+// maxDepth bounds how deeply data may nest: the domain nests four levels
+// (queue.skill_escalation[].relax_levels); Redis' cjson refuses 1,000.
+const maxDepth = 32
+
+// kinds of JSON values a field may hold.
+const (
+	anyKind = iota // a field nobody knows
+	stringKind
+	numberKind
+	intKind // a Go integer: the scripts may add it up in Redis (HINCRBY)
+	boolKind
+	objectKind // a struct: known fields
+	mapKind    // any keys, values of elem
+	arrayKind
+)
+
+// shape is what a JSON value may be, as the domain type it comes from.
+type shape struct {
+	kind   int
+	fields map[string]known // objectKind
+	elem   *shape           // mapKind values, arrayKind elements
+}
+
+// known is a field of an object's shape, under its own name (a key read
+// from data finds it without a copy).
+type known struct {
+	name string
+	sh   *shape
+}
+
+// shapes are the events' data, from the types the distributor writes.
+var shapes = func() map[string]*shape {
+	m := map[string]*shape{}
+	for typ, v := range map[string]any{
+		domain.QueueCreated: domain.QueueData{}, domain.QueueUpdated: domain.QueueData{},
+		domain.TierSet: domain.TierData{}, domain.TierRemoved: domain.TierData{},
+		domain.MemberJoined: domain.MemberData{}, domain.MemberOffered: domain.OfferData{},
+		domain.MemberRequeued: domain.MemberEndData{}, domain.MemberAnswered: domain.MemberEndData{},
+		domain.MemberAbandoned: domain.MemberEndData{}, domain.MemberExited: domain.MemberEndData{},
+		domain.AgentCreated: domain.AgentData{}, domain.AgentUpdated: domain.AgentData{},
+		domain.AgentStatusChanged: domain.StatusData{}, domain.AgentStateChanged: domain.StateData{},
+		domain.AgentOfferDeclined: domain.DeclineData{},
+		// Deletions carry nothing the scripts read.
+		domain.QueueDeleted: struct{}{}, domain.AgentDeleted: struct{}{},
+	} {
+		m[typ] = shapeOf(reflect.TypeOf(v))
+	}
+	return m
+}()
+
+func shapeOf(t reflect.Type) *shape {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return shapeOf(t.Elem())
+	case reflect.String:
+		return &shape{kind: stringKind}
+	case reflect.Bool:
+		return &shape{kind: boolKind}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return &shape{kind: intKind}
+	case reflect.Float32, reflect.Float64:
+		return &shape{kind: numberKind}
+	case reflect.Slice, reflect.Array:
+		return &shape{kind: arrayKind, elem: shapeOf(t.Elem())}
+	case reflect.Map:
+		return &shape{kind: mapKind, elem: shapeOf(t.Elem())}
+	case reflect.Struct:
+		s := &shape{kind: objectKind, fields: map[string]known{}}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			s.fields[name] = known{name, shapeOf(f.Type)}
+		}
+		return s
+	}
+	return &shape{kind: anyKind}
+}
+
+// field is a known field found at the top of data or one object down.
+type field struct {
+	parent, key    string // parent "": at the top
+	raw            []byte
+	elems, empties int // an array's elements, and those that are ""
+}
+
+type walker struct {
+	data  []byte
+	i     int
+	depth int
+	found [48]field // known fields down to one object: the domain's largest object has 26
+	n     int
+}
+
+var errNull = errors.New("null where a value belongs (leave the field out)")
+
+// top walks data, an object (or nothing), against sh (nil: no known
+// fields).
+func (w *walker) top(sh *shape) error {
+	w.space()
+	if w.i == len(w.data) {
+		return nil // no data: as {}
+	}
+	if w.data[w.i] != '{' {
+		return errors.New("not a JSON object")
+	}
+	if sh == nil {
+		sh = &shape{kind: objectKind}
+	}
+	if err := w.value(sh, "", ""); err != nil {
 		return err
 	}
-	// One decoding per event: the domain's own types check every field
-	// the scripts read (numbers they count with, flags they test), and
-	// pointers beside them, which hide the domain's field of the same
-	// name, tell a field that is missing from one that is zero.
-	switch typ {
-	case domain.QueueCreated, domain.QueueUpdated:
-		var d domain.QueueData
-		if err := decode(data, &d); err != nil {
+	if w.space(); w.i != len(w.data) {
+		return errors.New("not one JSON value")
+	}
+	return nil
+}
+
+func (w *walker) space() {
+	for w.i < len(w.data) && (w.data[w.i] == ' ' || w.data[w.i] == '\t' || w.data[w.i] == '\n' || w.data[w.i] == '\r') {
+		w.i++
+	}
+}
+
+// value walks one value that should be of shape sh (nil or anyKind:
+// anything). parent and key name it when it is a field to remember.
+func (w *walker) value(sh *shape, parent, key string) error {
+	w.space()
+	if w.i == len(w.data) {
+		return errors.New("unexpected end of data")
+	}
+	kind := anyKind
+	if sh != nil {
+		kind = sh.kind
+	}
+	start := w.i
+	var f *field
+	if key != "" && w.depth <= 2 {
+		// Remembered for the checks of what must be there. Twice is
+		// refused: the checks would read the first, cjson keeps the
+		// last.
+		if w.get(parent, key) != nil {
+			return fmt.Errorf("%s: twice", path(parent, key))
+		}
+		if w.n == len(w.found) {
+			return errors.New("too many fields")
+		}
+		f = &w.found[w.n]
+		w.n++
+		*f = field{parent: parent, key: key}
+	}
+	want := func(what string) error {
+		return fmt.Errorf("%s: %s where %s belongs", path(parent, key), describe(w.data[start]), what)
+	}
+	switch c := w.data[w.i]; {
+	case c == '"':
+		if kind != anyKind && kind != stringKind {
+			return want(kindName(kind))
+		}
+		if err := w.string(); err != nil {
 			return err
 		}
-		return need(d.Queue.Strategy != "", "queue.strategy")
-	case domain.TierSet, domain.TierRemoved:
-		var d struct {
-			domain.TierData
-			Level *int `json:"level"`
+	case c == '{':
+		if kind != anyKind && kind != objectKind && kind != mapKind {
+			return want(kindName(kind))
 		}
-		if err := decode(data, &d); err != nil {
+		if err := w.object(sh, key); err != nil {
 			return err
 		}
-		err := need(d.Agent != "", "agent")
-		if typ == domain.TierSet {
-			err = errors.Join(err, need(d.Level != nil, "level"))
+	case c == '[':
+		if kind != anyKind && kind != arrayKind {
+			return want(kindName(kind))
 		}
-		return err
-	case domain.MemberJoined:
-		var d struct {
-			Member *struct {
-				domain.Member
-				Node     *string `json:"node"`
-				JoinedAt *int64  `json:"joined_ms"`
-			} `json:"member"`
-		}
-		if err := decode(data, &d); err != nil {
+		if err := w.array(sh, f); err != nil {
 			return err
 		}
-		if d.Member == nil {
-			return need(false, "member")
+	case c == 't' || c == 'f':
+		if kind != anyKind && kind != boolKind {
+			return want(kindName(kind))
 		}
-		return errors.Join(need(d.Member.CallID != "", "member.call_id"),
-			need(d.Member.Node != nil, "member.node"), need(d.Member.JoinedAt != nil, "member.joined_ms"))
-	case domain.MemberOffered:
-		var d struct {
-			domain.OfferData
-			OfferID *string `json:"offer_id"`
-		}
-		if err := decode(data, &d); err != nil {
+		if err := w.literal(); err != nil {
 			return err
 		}
-		return errors.Join(need(d.CallID != "", "call_id"), need(d.OfferID != nil, "offer_id"),
-			need(len(d.Agents) > 0 && !slices.Contains(d.Agents, ""), "agents (one or more agent ids)"))
-	case domain.MemberRequeued, domain.MemberAnswered, domain.MemberAbandoned, domain.MemberExited:
-		var d struct {
-			domain.MemberEndData
-			At *int64 `json:"at_ms"`
+	case c == 'n':
+		return fmt.Errorf("%s: %w", path(parent, key), errNull)
+	case c == '-' || (c >= '0' && c <= '9'):
+		if kind != anyKind && kind != numberKind && kind != intKind {
+			return want(kindName(kind))
 		}
-		if err := decode(data, &d); err != nil {
-			return err
+		if err := w.number(kind == intKind); err != nil {
+			return fmt.Errorf("%s: %w", path(parent, key), err)
 		}
-		err := need(d.CallID != "", "call_id")
-		if typ != domain.MemberRequeued {
-			err = errors.Join(err, need(d.At != nil, "at_ms"))
-		}
-		return err
-	case domain.AgentCreated, domain.AgentUpdated:
-		var d struct {
-			Agent *domain.Agent `json:"agent"`
-		}
-		if err := decode(data, &d); err != nil {
-			return err
-		}
-		return need(d.Agent != nil, "agent")
-	case domain.AgentStatusChanged:
-		var d struct {
-			domain.StatusData
-			At *int64 `json:"at_ms"`
-		}
-		if err := decode(data, &d); err != nil {
-			return err
-		}
-		switch d.Status {
-		case domain.StatusAvailable:
-			return need(d.At != nil, "at_ms")
-		case domain.StatusOnBreak, domain.StatusLoggedOut:
+	default:
+		return fmt.Errorf("%s: not JSON at byte %d", path(parent, key), w.i)
+	}
+	if f != nil {
+		f.raw = w.data[start:w.i]
+	}
+	return nil
+}
+
+func (w *walker) object(sh *shape, name string) error {
+	if w.depth++; w.depth > maxDepth {
+		return fmt.Errorf("nested deeper than %d levels", maxDepth)
+	}
+	defer func() { w.depth-- }()
+	w.i++ // {
+	for first := true; ; first = false {
+		w.space()
+		if w.i < len(w.data) && w.data[w.i] == '}' {
+			w.i++
 			return nil
 		}
-		return fmt.Errorf("status %q: want available, on_break or logged_out", d.Status)
-	case domain.AgentStateChanged:
-		var d struct {
-			domain.StateData
-			State   *string `json:"state"`
-			OfferID *string `json:"offer_id"`
-			At      *int64  `json:"at_ms"`
+		if !first {
+			if w.data[w.i] != ',' {
+				return fmt.Errorf("not JSON at byte %d", w.i)
+			}
+			w.i++
+			w.space()
 		}
-		if err := decode(data, &d); err != nil {
+		if w.i == len(w.data) || w.data[w.i] != '"' {
+			return fmt.Errorf("not JSON at byte %d", w.i)
+		}
+		k0 := w.i + 1
+		if err := w.string(); err != nil {
 			return err
 		}
-		if d.State == nil {
-			return need(false, "state")
+		key := w.data[k0 : w.i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			// cjson reads the escapes: so must the shape's look-up.
+			var k string
+			if err := json.Unmarshal(w.data[k0-1:w.i], &k); err != nil {
+				return fmt.Errorf("key at byte %d: %w", k0, err)
+			}
+			key = []byte(k)
 		}
-		switch *d.State {
-		case domain.StateOffered:
-			return errors.Join(need(d.CallID != "", "call_id"), need(d.OfferID != nil, "offer_id"),
-				need(d.Queue != "", "queue"), need(d.At != nil, "at_ms"))
-		case domain.StateInCall, domain.StateWrapUp:
-			return errors.Join(need(d.CallID != "", "call_id"), need(d.At != nil, "at_ms"))
+		if w.space(); w.i == len(w.data) || w.data[w.i] != ':' {
+			return fmt.Errorf("not JSON at byte %d", w.i)
+		}
+		w.i++
+		var fsh *shape
+		var name2 string
+		switch {
+		case sh != nil && sh.kind == objectKind:
+			if k, ok := sh.fields[string(key)]; ok {
+				fsh, name2 = k.sh, k.name
+			}
+		case sh != nil && sh.kind == mapKind:
+			fsh = sh.elem
+		}
+		parent := ""
+		if w.depth == 2 {
+			parent = name
+		}
+		if err := w.value(fsh, parent, name2); err != nil {
+			return err
+		}
+	}
+}
+
+func (w *walker) array(sh *shape, f *field) error {
+	if w.depth++; w.depth > maxDepth {
+		return fmt.Errorf("nested deeper than %d levels", maxDepth)
+	}
+	defer func() { w.depth-- }()
+	var elem *shape
+	if sh != nil {
+		elem = sh.elem
+	}
+	w.i++ // [
+	for first := true; ; first = false {
+		w.space()
+		if w.i < len(w.data) && w.data[w.i] == ']' {
+			w.i++
+			return nil
+		}
+		if !first {
+			if w.i == len(w.data) || w.data[w.i] != ',' {
+				return fmt.Errorf("not JSON at byte %d", w.i)
+			}
+			w.i++
+			w.space()
+		}
+		start := w.i
+		if err := w.value(elem, "", ""); err != nil {
+			return err
+		}
+		if f != nil {
+			f.elems++
+			if w.i-start == 2 && w.data[start] == '"' {
+				f.empties++
+			}
+		}
+	}
+}
+
+func (w *walker) string() error {
+	for w.i++; w.i < len(w.data); w.i++ {
+		switch w.data[w.i] {
+		case '\\':
+			w.i++
+		case '"':
+			w.i++
+			return nil
+		}
+	}
+	return errors.New("unterminated string")
+}
+
+func (w *walker) literal() error {
+	for _, lit := range []string{"true", "false"} {
+		if len(w.data)-w.i >= len(lit) && string(w.data[w.i:w.i+len(lit)]) == lit {
+			w.i += len(lit)
+			return nil
+		}
+	}
+	return fmt.Errorf("not JSON at byte %d", w.i)
+}
+
+// number reads a number, which must be a finite double: cjson reads
+// 1e999 as inf and then refuses to write it back. An integer is digits
+// alone, at most 14 of them: Lua hands a number to Redis as %.14g, so a
+// longer one would reach HINCRBY as "1e+15".
+func (w *walker) number(integer bool) error {
+	start, exp := w.i, false
+	for w.i++; w.i < len(w.data) && strings.IndexByte("0123456789+-.eE", w.data[w.i]) >= 0; w.i++ {
+		exp = exp || w.data[w.i] == 'e' || w.data[w.i] == 'E' || w.data[w.i] == '.'
+	}
+	tok := w.data[start:w.i]
+	if integer {
+		if digits := len(bytes.TrimPrefix(tok, []byte("-"))); exp || digits > 14 {
+			return fmt.Errorf("%.40s: want an integer of at most 14 digits", tok)
+		}
+		return nil
+	}
+	// Short numbers without an exponent (or a point) are finite: most of
+	// them, read without a conversion.
+	if !exp && len(tok) <= 300 {
+		return nil
+	}
+	if f, err := strconv.ParseFloat(string(tok), 64); err != nil || math.IsInf(f, 0) {
+		return fmt.Errorf("number %.40s is out of range", tok)
+	}
+	return nil
+}
+
+// get is the raw value of a known field (nil: missing).
+func (w *walker) get(parent, key string) *field {
+	for i := range w.found[:w.n] {
+		if f := &w.found[i]; f.parent == parent && f.key == key {
+			return f
+		}
+	}
+	return nil
+}
+
+func (w *walker) has(parent, key string) bool { return w.get(parent, key) != nil }
+
+// text: the field is a string that is not empty.
+func (w *walker) text(parent, key string) bool {
+	f := w.get(parent, key)
+	return f != nil && len(f.raw) > 2
+}
+
+func (w *walker) is(parent, key string, values ...string) bool {
+	f := w.get(parent, key)
+	if f == nil {
+		return false
+	}
+	for _, v := range values {
+		if len(f.raw) == len(v)+2 && string(f.raw[1:len(f.raw)-1]) == v {
+			return true
+		}
+	}
+	return false
+}
+
+// required checks what must be there for each script not to stop
+// halfway.
+func (w *walker) required(typ string) error {
+	need := func(ok bool, field string) error {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("%s is missing", field)
+	}
+	switch typ {
+	case domain.QueueCreated, domain.QueueUpdated:
+		return need(w.text("queue", "strategy"), "queue.strategy")
+	case domain.TierSet:
+		return errors.Join(need(w.text("", "agent"), "agent"), need(w.has("", "level"), "level"))
+	case domain.TierRemoved:
+		return need(w.text("", "agent"), "agent")
+	case domain.MemberJoined:
+		return errors.Join(need(w.text("member", "call_id"), "member.call_id"),
+			need(w.has("member", "node"), "member.node"), need(w.has("member", "joined_ms"), "member.joined_ms"))
+	case domain.MemberOffered:
+		agents := w.get("", "agents")
+		return errors.Join(need(w.text("", "call_id"), "call_id"), need(w.has("", "offer_id"), "offer_id"),
+			need(agents != nil && agents.elems > 0 && agents.empties == 0, "agents (one or more agent ids)"))
+	case domain.MemberRequeued:
+		return need(w.text("", "call_id"), "call_id")
+	case domain.MemberAnswered, domain.MemberAbandoned, domain.MemberExited:
+		return errors.Join(need(w.text("", "call_id"), "call_id"), need(w.has("", "at_ms"), "at_ms"))
+	case domain.AgentCreated, domain.AgentUpdated:
+		return need(w.has("", "agent"), "agent")
+	case domain.AgentStatusChanged:
+		switch {
+		case w.is("", "status", domain.StatusAvailable):
+			return need(w.has("", "at_ms"), "at_ms")
+		case w.is("", "status", domain.StatusOnBreak, domain.StatusLoggedOut):
+			return nil
+		}
+		return errors.New("status: want available, on_break or logged_out")
+	case domain.AgentStateChanged:
+		switch {
+		case !w.has("", "state"):
+			return need(false, "state")
+		case w.is("", "state", domain.StateOffered):
+			return errors.Join(need(w.text("", "call_id"), "call_id"), need(w.has("", "offer_id"), "offer_id"),
+				need(w.text("", "queue"), "queue"), need(w.has("", "at_ms"), "at_ms"))
+		case w.is("", "state", domain.StateInCall, domain.StateWrapUp):
+			return errors.Join(need(w.text("", "call_id"), "call_id"), need(w.has("", "at_ms"), "at_ms"))
 		}
 		return nil // idle, or a state the scripts ignore
 	case domain.AgentOfferDeclined:
-		var d struct {
-			domain.DeclineData
-			OfferID *string `json:"offer_id"`
-			ReadyAt *int64  `json:"ready_at_ms"`
-			At      *int64  `json:"at_ms"`
-		}
-		if err := decode(data, &d); err != nil {
-			return err
-		}
-		return errors.Join(need(d.OfferID != nil, "offer_id"), need(d.At != nil || d.ReadyAt != nil, "at_ms"))
-	}
-	return nil // deletions carry nothing; unknown types are ignored
-}
-
-// maxDepth bounds how deeply data may nest: ours nests four levels
-// (queue.skill_escalation[].skills); Redis' cjson refuses 1,000.
-const maxDepth = 32
-
-// scan reads data once for what no field type can check, also in fields
-// the scripts only decode and store: null, nesting deeper than maxDepth,
-// and numbers that are not finite doubles (cjson reads 1e999 as inf and
-// then refuses to write it back).
-func scan(data []byte) error {
-	depth := 0
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; {
-		case c == '"':
-			for i++; i < len(data) && data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					i++
-				}
-			}
-		case c == '{' || c == '[':
-			if depth++; depth > maxDepth {
-				return fmt.Errorf("nested deeper than %d levels", maxDepth)
-			}
-		case c == '}' || c == ']':
-			depth--
-		case c == 'n':
-			// cjson reads null as a value of its own, not nil: `x or
-			// default` then keeps it, and arithmetic on it fails.
-			// The domain writes no null (empty fields are left out).
-			return errors.New("null where a value belongs (leave the field out)")
-		case c == '-' || (c >= '0' && c <= '9'):
-			j, exp := i+1, false
-			for ; j < len(data) && strings.IndexByte("0123456789+-.eE", data[j]) >= 0; j++ {
-				exp = exp || data[j] == 'e' || data[j] == 'E'
-			}
-			// Short numbers without an exponent are finite: most of
-			// them, read without a conversion.
-			if exp || j-i > 300 {
-				if f, err := strconv.ParseFloat(string(data[i:j]), 64); err != nil || math.IsInf(f, 0) {
-					return fmt.Errorf("number %.40s is out of range", data[i:j])
-				}
-			}
-			i = j - 1
-		}
+		return errors.Join(need(w.has("", "offer_id"), "offer_id"), need(w.has("", "at_ms") || w.has("", "ready_at_ms"), "at_ms"))
 	}
 	return nil
 }
 
-// decode reads data as the fields v names; null or nothing is an empty
-// object. JSON's own types are checked, not the values.
-func decode(data json.RawMessage, v any) error {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
-		data = []byte("{}")
+func path(parent, key string) string {
+	switch {
+	case key == "":
+		return "a value"
+	case parent == "":
+		return key
 	}
-	if data[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("%s: %s where a %s belongs", te.Field, te.Value, te.Type)
-		}
-		return err
-	}
-	return nil
+	return parent + "." + key
 }
 
-func need(ok bool, field string) error {
-	if ok {
-		return nil
+func describe(c byte) string {
+	switch {
+	case c == '"':
+		return "a string"
+	case c == '{':
+		return "an object"
+	case c == '[':
+		return "an array"
+	case c == 't' || c == 'f':
+		return "a boolean"
 	}
-	return fmt.Errorf("%s is missing", field)
+	return "a number"
+}
+
+func kindName(k int) string {
+	return [...]string{"a value", "a string", "a number", "an integer", "a boolean", "an object", "an object", "an array"}[k]
 }

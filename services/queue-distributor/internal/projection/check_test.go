@@ -63,15 +63,16 @@ func lifeOfAQueue(at int64) []step {
 
 // mutations are data's variants a careless or hostile producer could
 // store: each field (and each field of the queue, member and agent
-// objects) missing, null, of another JSON type, nested too deep or a
-// number Redis' cjson cannot write back; a field nobody knows, with any
-// of those values; data not an object.
+// objects) missing, null, of another JSON type, nested too deep, a number
+// Redis' cjson cannot write back or too long an integer; a field nobody
+// knows, with any of those values; a field twice, under an escaped name or
+// in capitals; data not an object.
 func mutations(data []byte) map[string][]byte {
 	var top map[string]any
 	_ = json.Unmarshal(data, &top)
 	deep := json.RawMessage(strings.Repeat("[", 40) + strings.Repeat("]", 40))
 	others := map[string]any{"null": nil, "string": "x", "fraction": 1.5, "negative": -1, "array": []any{}, "object": map[string]any{}, "true": true,
-		"array of number": []any{5}, "infinite": json.RawMessage("1e999"), "deeply nested": deep}
+		"array of number": []any{5}, "infinite": json.RawMessage("1e999"), "deeply nested": deep, "long integer": json.RawMessage("1000000000000000")}
 	out := map[string][]byte{"null": []byte("null"), "array": []byte("[]"), "string": []byte(`"x"`), "number": []byte("5")}
 	var walk func(path string, m map[string]any)
 	walk = func(path string, m map[string]any) {
@@ -96,6 +97,17 @@ func mutations(data []byte) map[string][]byte {
 		delete(m, "unknown")
 	}
 	walk("", top)
+	// The same field twice (cjson keeps the last), under an escaped name
+	// (cjson reads the escape), in capitals (cjson matches exactly).
+	for k := range top {
+		for _, v := range []string{`"x"`, `5`, `"offered"`} {
+			out[k+" twice, first "+v] = fmt.Appendf(nil, `{%q:%s,%s`, k, v, data[1:])
+			out[k+" twice, last "+v] = fmt.Appendf(nil, `%s,%q:%s}`, data[:len(data)-1], k, v)
+			out[k+" escaped, last "+v] = fmt.Appendf(nil, `%s,"\u%04x%s":%s}`, data[:len(data)-1], k[0], k[1:], v)
+		}
+		upper := strings.Replace(string(data), `"`+k+`":`, `"`+strings.ToUpper(k)+`":`, 1)
+		out[k+" in capitals"] = []byte(upper)
+	}
 	return out
 }
 
