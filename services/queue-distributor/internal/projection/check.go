@@ -262,7 +262,7 @@ func (w *walker) object(sh *shape, name string) error {
 			return nil
 		}
 		if !first {
-			if w.data[w.i] != ',' {
+			if w.i == len(w.data) || w.data[w.i] != ',' {
 				return fmt.Errorf("not JSON at byte %d", w.i)
 			}
 			w.i++
@@ -344,17 +344,41 @@ func (w *walker) array(sh *shape, f *field) error {
 	}
 }
 
+// string reads a string: what it accepts, JSON (and so cjson) reads.
 func (w *walker) string() error {
 	for w.i++; w.i < len(w.data); w.i++ {
-		switch w.data[w.i] {
-		case '\\':
-			w.i++
-		case '"':
+		switch c := w.data[w.i]; {
+		case c == '\\':
+			if w.i++; w.i == len(w.data) {
+				break
+			}
+			switch w.data[w.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(w.data)-w.i < 5 || !hex4(w.data[w.i+1:w.i+5]) {
+					return fmt.Errorf("bad escape in a string at byte %d", w.i)
+				}
+				w.i += 4
+			default:
+				return fmt.Errorf("bad escape in a string at byte %d", w.i)
+			}
+		case c == '"':
 			w.i++
 			return nil
+		case c < 0x20:
+			return fmt.Errorf("control character in a string at byte %d", w.i)
 		}
 	}
 	return errors.New("unterminated string")
+}
+
+func hex4(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *walker) literal() error {
@@ -372,9 +396,38 @@ func (w *walker) literal() error {
 // alone, at most 14 of them: Lua hands a number to Redis as %.14g, so a
 // longer one would reach HINCRBY as "1e+15".
 func (w *walker) number(integer bool) error {
-	start, exp := w.i, false
-	for w.i++; w.i < len(w.data) && strings.IndexByte("0123456789+-.eE", w.data[w.i]) >= 0; w.i++ {
-		exp = exp || w.data[w.i] == 'e' || w.data[w.i] == 'E' || w.data[w.i] == '.'
+	start := w.i
+	digits := func() int {
+		n := 0
+		for ; w.i < len(w.data) && '0' <= w.data[w.i] && w.data[w.i] <= '9'; w.i++ {
+			n++
+		}
+		return n
+	}
+	// JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+	if w.data[w.i] == '-' {
+		w.i++
+	}
+	d0 := w.i
+	if n := digits(); n == 0 || (n > 1 && w.data[d0] == '0') {
+		return fmt.Errorf("not a JSON number at byte %d", start)
+	}
+	exp := false
+	if w.i < len(w.data) && w.data[w.i] == '.' {
+		w.i++
+		if digits() == 0 {
+			return fmt.Errorf("not a JSON number at byte %d", start)
+		}
+		exp = true
+	}
+	if w.i < len(w.data) && (w.data[w.i] == 'e' || w.data[w.i] == 'E') {
+		if w.i++; w.i < len(w.data) && (w.data[w.i] == '+' || w.data[w.i] == '-') {
+			w.i++
+		}
+		if digits() == 0 {
+			return fmt.Errorf("not a JSON number at byte %d", start)
+		}
+		exp = true
 	}
 	tok := w.data[start:w.i]
 	if integer {
@@ -383,8 +436,8 @@ func (w *walker) number(integer bool) error {
 		}
 		return nil
 	}
-	// Short numbers without an exponent (or a point) are finite: most of
-	// them, read without a conversion.
+	// Short numbers without an exponent or a fraction are finite: most
+	// of them, read without a conversion.
 	if !exp && len(tok) <= 300 {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -206,4 +207,33 @@ func BenchmarkCheckData(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzCheckData: CheckData never panics, and what it accepts is one JSON
+// object (or nothing) that Redis' cjson can read.
+func FuzzCheckData(f *testing.F) {
+	life := lifeOfAQueue(1_800_000_000_000)
+	types := make([]string, len(life))
+	for i, s := range life {
+		types[i] = s.typ
+		raw, _ := json.Marshal(s.data)
+		f.Add(uint8(i), raw)
+	}
+	f.Add(uint8(0), []byte(`{"queue":{"strategy":"ring-all","x":[1e5,-0.5e-3,"\u00e9\n"]}}`))
+	f.Add(uint8(3), []byte(` {"status" : "available" , "at_ms" : 1 } `))
+	f.Fuzz(func(t *testing.T, i uint8, data []byte) {
+		typ := types[int(i)%len(types)]
+		if CheckData(typ, data) != nil {
+			return
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("%s: accepted data that is not JSON: %q", typ, data)
+		}
+		if trimmed := bytes.TrimSpace(data); trimmed[0] != '{' {
+			t.Fatalf("%s: accepted data that is not an object: %q", typ, data)
+		}
+	})
 }
