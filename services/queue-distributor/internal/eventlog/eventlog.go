@@ -78,9 +78,13 @@ func (l *Log) Append(ctx context.Context, eventID, typ, id, callID string, data 
 		}
 		return Appended{}, fmt.Errorf("append %s to %s: %w", typ, id, err)
 	}
-	return Appended{Duplicate: ack.Duplicate, Event: projection.Event{
-		Stream: ack.Stream, Seq: ack.Sequence, Type: typ, ID: id, Data: env.Data, At: env.Time, EventID: env.ID,
-	}}, nil
+	ev := projection.Event{Stream: ack.Stream, Seq: ack.Sequence, Type: typ, ID: id, Data: env.Data, At: env.Time, EventID: env.ID}
+	// What a follower or a rebuild will find wrong with it (Decode), the
+	// writer applying it finds too: the three reach the same state.
+	if err := projection.CheckData(typ, env.Data); err != nil {
+		ev.Problem = err.Error()
+	}
+	return Appended{Duplicate: ack.Duplicate, Event: ev}, nil
 }
 
 // Decode turns a stored message into a projection event. A message on a

@@ -66,6 +66,12 @@ func TestAppendIsOptimisticPerAggregate(t *testing.T) {
 	if err != nil || n != 4 {
 		t.Fatalf("replay %d %v %v", n, err, seen)
 	}
+	// The writer finds what Decode will: an event the projection cannot
+	// read is appended with its problem, a readable one without.
+	bad, err := l.Append(ctx, "", domain.AgentStatusChanged, "a2", "", domain.StatusData{Status: "dancing"}, Any)
+	if err != nil || bad.Event.Problem == "" || a1b.Event.Problem != "" {
+		t.Fatalf("problems: status dancing %q (%v); status available %q", bad.Event.Problem, err, a1b.Event.Problem)
+	}
 }
 
 // Decode refuses only a message no aggregate of the stream owns; any
