@@ -19,7 +19,7 @@ func BenchmarkStartedToFirstCommand(b *testing.B) {
 	runner(b, map[string]string{"default": `call.answer() call.transfer("operator", "XML", "default")`}, func(c *Config) {
 		c.PolicyStore = "kv" // production's store: policies in memory, kept by a watch
 	})
-	nc, err := nats.Connect(infra.NATS.URL())
+	nc, err := nats.Connect(natsOf(b).URL())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,9 +27,26 @@ import (
 
 var infra *testinfra.Servers
 
-func TestMain(m *testing.M) { os.Exit(testinfra.Main(m, &infra, testinfra.WithNATS)) }
+func TestMain(m *testing.M) { os.Exit(testinfra.Main(m, &infra)) }
 
-// runner starts a policy-runner in process on the package's NATS, with the
+// testNATS holds each test's own nats-server (natsOf).
+var testNATS sync.Map // testing.TB → *testinfra.NATS
+
+// natsOf is the test's own nats-server, started on first use: nothing a
+// test stores — call events under fixed ids, which JetStream
+// de-duplicates for ten minutes; per-tenant counts in the kv bucket —
+// reaches another test, or the same test run again (-count).
+func natsOf(tb testing.TB) *testinfra.NATS {
+	if n, ok := testNATS.Load(tb); ok {
+		return n.(*testinfra.NATS)
+	}
+	n := testinfra.NewNATS(tb)
+	testNATS.Store(tb, n)
+	tb.Cleanup(func() { testNATS.Delete(tb) })
+	return n
+}
+
+// runner starts a policy-runner in process on the test's NATS, with the
 // policies in dir.
 func runner(tb testing.TB, policies map[string]string, edit func(*Config)) *Service {
 	tb.Helper()
@@ -37,7 +54,7 @@ func runner(tb testing.TB, policies map[string]string, edit func(*Config)) *Serv
 	for name, src := range policies {
 		os.WriteFile(filepath.Join(dir, name+".lua"), []byte(src), 0o644)
 	}
-	cfg := Config{NATSURL: infra.NATS.URL(), PolicyDir: dir, PolicyStore: "dir", LibDir: "../../../../lua/lib",
+	cfg := Config{NATSURL: natsOf(tb).URL(), PolicyDir: dir, PolicyStore: "dir", LibDir: "../../../../lua/lib",
 		DefaultPolicy: "default", FallbackTransfer: "operator", AdminAddr: "127.0.0.1:0", AdminToken: "t",
 		Instance: "pr-test", CommandTimeout: 10 * time.Second, APITimeout: time.Second, Schedules: "../../../../lua/schedules.json",
 		StateTTL: time.Hour, StateMaxBytes: 1 << 20, ShutdownGrace: 5 * time.Second, LogLevel: "error"}
@@ -98,7 +115,7 @@ func TestKVIsPerTenant(t *testing.T) {
 local n = tonumber(kv.get("calls." .. call.caller_id_number) or "0") + 1
 kv.set("calls." .. call.caller_id_number, tostring(n))
 call.set("calls_seen", tostring(n))`}, nil)
-	nc, _ := nats.Connect(infra.NATS.URL())
+	nc, _ := nats.Connect(natsOf(t).URL())
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	seen := make(chan string, 10)
@@ -163,7 +180,7 @@ func TestPoliciesFromCoreAPI(t *testing.T) {
 	runner(t, nil, func(c *Config) {
 		c.PolicyStore, c.CoreAPIURL, c.CoreAPIToken = "coreapi", core.URL+"/v1", "core-secret"
 	})
-	nc, _ := nats.Connect(infra.NATS.URL())
+	nc, _ := nats.Connect(natsOf(t).URL())
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	got := make(chan string, 1)
@@ -189,7 +206,7 @@ func TestRunnerSurvivesNATSRestart(t *testing.T) {
 	runner(t, map[string]string{"default": `call.set("ran", "yes")`}, func(c *Config) { c.PolicyStore = "kv" })
 	ran := make(chan string, 4)
 	connectAndAnswer := func() (*nats.Conn, jetstream.JetStream) {
-		nc, err := nats.Connect(infra.NATS.URL())
+		nc, err := nats.Connect(natsOf(t).URL())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +240,7 @@ func TestRunnerSurvivesNATSRestart(t *testing.T) {
 	// against POLICIES and not run again: were one run, expect would see
 	// its id instead of after-restart.
 	time.Sleep(freshStarted + 100*time.Millisecond)
-	if err := infra.NATS.Restart(context.Background()); err != nil {
+	if err := natsOf(t).Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	_, js = connectAndAnswer()
@@ -240,7 +257,7 @@ func TestTwoInstancesRunEachCallOnce(t *testing.T) {
 	policy := map[string]string{"default": `call.set("ran", freeswitch.API():execute("status"))`}
 	runner(t, policy, func(c *Config) { c.Instance = "pr-a" })
 	runner(t, policy, func(c *Config) { c.Instance = "pr-b" })
-	nc, _ := nats.Connect(infra.NATS.URL())
+	nc, _ := nats.Connect(natsOf(t).URL())
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	api, _ := nc.Subscribe("fs.fs1.api", func(m *nats.Msg) {
@@ -299,7 +316,7 @@ func TestTwoInstancesRunEachCallOnce(t *testing.T) {
 // policy twice.
 func TestRedeliveredStartedRunsOnce(t *testing.T) {
 	runner(t, map[string]string{"default": `call.set("ran", "yes")`}, nil)
-	nc, _ := nats.Connect(infra.NATS.URL())
+	nc, _ := nats.Connect(natsOf(t).URL())
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ran := make(chan string, 4)
