@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,7 @@ func TestStatsJSONChangesOnlyWithTheNumbers(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: servers.Redis.Addr()})
 	defer rdb.Close()
-	st := projection.New(rdb, "statsjson:", projection.Limits{})
+	st := projection.New(rdb, fmt.Sprintf("statsjson-%d:", time.Now().UnixNano()), projection.Limits{}) // a prefix per run: -count
 	apply := func(seq uint64, typ, id string, data any) {
 		raw, _ := json.Marshal(data)
 		if _, err := st.Apply(ctx, projection.Event{Stream: domain.Stream(typ), Seq: seq, Type: typ, ID: id, Data: raw, At: time.Now()}, false); err != nil {
