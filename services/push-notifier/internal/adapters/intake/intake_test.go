@@ -38,7 +38,7 @@ func newFixture(t *testing.T) fixture {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: infra.Redis.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	prefix := fmt.Sprintf("t:%s:", t.Name())
+	prefix := fmt.Sprintf("t:%s:%d:", t.Name(), time.Now().UnixNano()) // per run: -count
 	return fixture{rdb: rdb, prefix: prefix, reg: registry.New(rdb, prefix, 16), led: ledger.New(rdb, prefix)}
 }
 
