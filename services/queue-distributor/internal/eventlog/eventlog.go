@@ -78,22 +78,18 @@ func (l *Log) Append(ctx context.Context, eventID, typ, id, callID string, data 
 		}
 		return Appended{}, fmt.Errorf("append %s to %s: %w", typ, id, err)
 	}
-	ev := projection.Event{Stream: ack.Stream, Seq: ack.Sequence, Type: typ, ID: id, Data: env.Data, At: env.Time, EventID: env.ID}
-	// What a follower or a rebuild will find wrong with it (Decode), the
-	// writer applying it finds too: the three reach the same state.
-	if err := projection.CheckData(typ, env.Data); err != nil {
-		ev.Problem = err.Error()
-	}
-	return Appended{Duplicate: ack.Duplicate, Event: ev}, nil
+	return Appended{Duplicate: ack.Duplicate, Event: projection.Event{
+		Stream: ack.Stream, Seq: ack.Sequence, Type: typ, ID: id, Data: env.Data, At: env.Time, EventID: env.ID,
+	}}, nil
 }
 
 // Decode turns a stored message into a projection event. A message on a
 // subject that names no aggregate of stream is an error: nothing can be
 // done with it. Any other message is an event of its aggregate, counted
-// in its version as JetStream counts it; when it cannot be applied (not an
-// envelope, a type that does not belong on its subject, data the
-// projection cannot read) it carries the Problem, and the projection
-// records it and changes nothing else.
+// in its version as JetStream counts it; when it is not an envelope, or
+// its type does not belong on its subject, it carries the Problem, and
+// the projection records it and changes nothing else (as it does with
+// data its scripts cannot read: projection.CheckData).
 func Decode(stream string, seq uint64, subject string, body []byte) (projection.Event, error) {
 	parts := strings.SplitN(subject, ".", 3)
 	if len(parts) < 3 || parts[1] == "" || parts[2] == "" || strings.ToUpper(parts[0]) != stream {
@@ -109,9 +105,6 @@ func Decode(stream string, seq uint64, subject string, body []byte) (projection.
 		ev.Problem = fmt.Sprintf("type %s does not belong on subject %s", env.Type, subject)
 	default:
 		ev.Type, ev.Data, ev.At, ev.EventID = env.Type, env.Data, env.Time, env.ID
-		if err := projection.CheckData(env.Type, env.Data); err != nil {
-			ev.Problem = err.Error()
-		}
 	}
 	return ev, nil
 }

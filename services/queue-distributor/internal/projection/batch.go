@@ -22,11 +22,13 @@ const MaxBatch = 512
 func (s *Store) ApplyBatch(ctx context.Context, evs []Event) ([]ApplyResult, error) {
 	out := make([]ApplyResult, 0, len(evs))
 	args := make([]any, 0, 2+7*min(len(evs), MaxBatch))
+	problems := make([]string, min(len(evs), MaxBatch))
 	for len(evs) > 0 {
 		n := min(len(evs), MaxBatch)
 		args = append(args[:0], s.prefix, s.lim.IDWindow)
-		for _, ev := range evs[:n] {
-			typ, eid, data := ev.wire()
+		for i, ev := range evs[:n] {
+			typ, eid, data, problem := ev.wire()
+			problems[i] = problem
 			args = append(args, ev.Stream, ev.Seq, typ, ev.ID, data, ev.At.UnixMilli(), eid)
 		}
 		res, err := s.applyBatch.Run(ctx, s.rdb, nil, args...).StringSlice()
@@ -35,8 +37,9 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []Event) ([]ApplyResult, err
 		}
 		before := len(out)
 		out, err = parseBatch(out, res, evs[:n])
-		for i, r := range out[before:] {
-			s.versions.noted(evs[i], r.Status)
+		for i := range out[before:] {
+			out[before+i].Problem = problems[i]
+			s.versions.noted(evs[i], out[before+i].Status)
 		}
 		if err != nil {
 			return out, err

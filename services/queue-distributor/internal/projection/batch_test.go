@@ -221,6 +221,8 @@ func indexes(t *testing.T, s *Store) []string {
 // applied, the error names the event, the rest are not applied, and the
 // failing event is recorded exactly when Apply records it (once its data
 // was read: an event that failed half way must not be applied again).
+// Data the scripts cannot read never reaches them (CheckData), so the
+// failure here is Redis refusing a command: a key of the wrong type.
 func TestApplyBatchStopsAtAFailingEvent(t *testing.T) {
 	ctx := context.Background()
 	at := time.UnixMilli(1_800_000_000_000)
@@ -228,17 +230,23 @@ func TestApplyBatchStopsAtAFailingEvent(t *testing.T) {
 		{Stream: "QUEUES", Seq: 1, Type: domain.QueueCreated, ID: "q", Data: raw(domain.QueueData{Queue: domain.Queue{Name: "q", Strategy: domain.TopDown}}), At: at},
 		{Stream: "AGENTS", Seq: 1, Type: domain.AgentCreated, ID: "a", Data: raw(domain.AgentData{Agent: domain.Agent{ID: "a", Contact: "user/a"}}), At: at},
 	}
-	after := Event{Stream: "AGENTS", Seq: 3, Type: domain.AgentStatusChanged, ID: "a", Data: raw(domain.StatusData{Status: domain.StatusAvailable}), At: at}
+	after := Event{Stream: "AGENTS", Seq: 3, Type: domain.AgentStatusChanged, ID: "a", Data: raw(domain.StatusData{Status: domain.StatusAvailable, At: at.UnixMilli()}), At: at}
 	cases := []struct {
-		name string
-		bad  Event
+		name    string
+		corrupt string // a key set to a string beforehand: "a:b" is agent b's hash
+		bad     Event
 	}{
-		{"data not JSON", Event{Stream: "AGENTS", Seq: 2, Type: domain.AgentStatusChanged, ID: "a", Data: json.RawMessage(`{"status":`), At: at}},
-		{"data without the queue", Event{Stream: "QUEUES", Seq: 2, Type: domain.QueueCreated, ID: "r", Data: json.RawMessage(`{}`), At: at}},
+		{"an agent's key of the wrong type", "a:b", Event{Stream: "AGENTS", Seq: 2, Type: domain.AgentStatusChanged, ID: "b", Data: raw(domain.StatusData{Status: domain.StatusOnBreak, At: at.UnixMilli()}), At: at}},
+		{"a queue's key of the wrong type", "q:r", Event{Stream: "QUEUES", Seq: 2, Type: domain.QueueCreated, ID: "r", Data: raw(domain.QueueData{Queue: domain.Queue{Name: "r", Strategy: domain.TopDown}}), At: at}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			one, batch := newFixture(t), newFixture(t)
+			for _, f := range []*fixture{one, batch} {
+				if err := f.s.rdb.Set(ctx, f.s.prefix+c.corrupt, "not a hash", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for _, ev := range good {
 				if _, err := one.s.Apply(ctx, ev, false); err != nil {
 					t.Fatal(err)

@@ -249,24 +249,42 @@ func (w *walker) value(sh *shape, parent, key string) error {
 	return nil
 }
 
-func (w *walker) object(sh *shape, name string) error {
+// open enters an object or an array (its opening byte at w.i).
+func (w *walker) open() error {
 	if w.depth++; w.depth > maxDepth {
 		return fmt.Errorf("nested deeper than %d levels", maxDepth)
 	}
-	defer func() { w.depth-- }()
-	w.i++ // {
-	for first := true; ; first = false {
-		w.space()
-		if w.i < len(w.data) && w.data[w.i] == '}' {
-			w.i++
-			return nil
+	w.i++
+	return nil
+}
+
+// next moves to the next member of the object or array being walked:
+// false at its closing byte (then left), true before its next member
+// (past the comma that separates it from the one before).
+func (w *walker) next(closing byte, first bool) (bool, error) {
+	w.space()
+	if w.i < len(w.data) && w.data[w.i] == closing {
+		w.i++
+		w.depth--
+		return false, nil
+	}
+	if !first {
+		if w.i == len(w.data) || w.data[w.i] != ',' {
+			return false, fmt.Errorf("not JSON at byte %d", w.i)
 		}
-		if !first {
-			if w.i == len(w.data) || w.data[w.i] != ',' {
-				return fmt.Errorf("not JSON at byte %d", w.i)
-			}
-			w.i++
-			w.space()
+		w.i++
+		w.space()
+	}
+	return true, nil
+}
+
+func (w *walker) object(sh *shape, name string) error {
+	if err := w.open(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		if more, err := w.next('}', first); !more {
+			return err
 		}
 		if w.i == len(w.data) || w.data[w.i] != '"' {
 			return fmt.Errorf("not JSON at byte %d", w.i)
@@ -289,11 +307,11 @@ func (w *walker) object(sh *shape, name string) error {
 		}
 		w.i++
 		var fsh *shape
-		var name2 string
+		var fieldName string
 		switch {
 		case sh != nil && sh.kind == objectKind:
 			if k, ok := sh.fields[string(key)]; ok {
-				fsh, name2 = k.sh, k.name
+				fsh, fieldName = k.sh, k.name
 			}
 		case sh != nil && sh.kind == mapKind:
 			fsh = sh.elem
@@ -302,34 +320,23 @@ func (w *walker) object(sh *shape, name string) error {
 		if w.depth == 2 {
 			parent = name
 		}
-		if err := w.value(fsh, parent, name2); err != nil {
+		if err := w.value(fsh, parent, fieldName); err != nil {
 			return err
 		}
 	}
 }
 
 func (w *walker) array(sh *shape, f *field) error {
-	if w.depth++; w.depth > maxDepth {
-		return fmt.Errorf("nested deeper than %d levels", maxDepth)
-	}
-	defer func() { w.depth-- }()
 	var elem *shape
 	if sh != nil {
 		elem = sh.elem
 	}
-	w.i++ // [
+	if err := w.open(); err != nil {
+		return err
+	}
 	for first := true; ; first = false {
-		w.space()
-		if w.i < len(w.data) && w.data[w.i] == ']' {
-			w.i++
-			return nil
-		}
-		if !first {
-			if w.i == len(w.data) || w.data[w.i] != ',' {
-				return fmt.Errorf("not JSON at byte %d", w.i)
-			}
-			w.i++
-			w.space()
+		if more, err := w.next(']', first); !more {
+			return err
 		}
 		start := w.i
 		if err := w.value(elem, "", ""); err != nil {

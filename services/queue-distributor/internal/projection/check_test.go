@@ -136,15 +136,17 @@ func TestNoEventDataStopsTheProjection(t *testing.T) {
 				st := domain.Stream(s.typ)
 				f.seq[st]++
 				ev := Event{Stream: st, Seq: f.seq[st], Type: s.typ, ID: s.id, Data: data, At: at, EventID: fmt.Sprintf("%s-%d", st, f.seq[st])}
-				if err := CheckData(s.typ, data); err != nil {
-					ev.Problem = err.Error()
-				}
+				// The Store checks the data itself: nothing it is
+				// given reaches a script unchecked.
 				r, err := f.s.Apply(ctx, ev, true)
 				if err != nil {
 					t.Fatalf("step %d %s with %s; step %d %s: %v", k, bad.typ, name, i, s.typ, err)
 				}
-				if ev.Problem != "" && (r.Status != Ignored || r.Detail != Malformed) {
-					t.Fatalf("step %d %s with %s (%s): %+v, want ignored as malformed", k, bad.typ, name, ev.Problem, r)
+				if refused := CheckData(s.typ, data) != nil; refused != (r.Problem != "") {
+					t.Fatalf("step %d %s with %s: problem %q, CheckData refuses it: %v", k, bad.typ, name, r.Problem, refused)
+				}
+				if r.Problem != "" && (r.Status != Ignored || r.Detail != Malformed) {
+					t.Fatalf("step %d %s with %s (%s): %+v, want ignored as malformed", k, bad.typ, name, r.Problem, r)
 				}
 				return r
 			}
@@ -191,6 +193,40 @@ func (f *fixture) version(s step) uint64 {
 		return 0
 	}
 	return q.Version
+}
+
+// The writer's path (apply and decide in one script) and the batch a
+// follower or a rebuild applies check the data as Apply does: a status
+// change the scripts cannot read is recorded as malformed, the agent's
+// version moves, and the agent keeps its status.
+func TestEveryApplyPathRecordsMalformedData(t *testing.T) {
+	ctx := context.Background()
+	for _, path := range []string{"apply and decide", "batch"} {
+		t.Run(path, func(t *testing.T) {
+			f := newFixture(t)
+			f.queue(domain.Queue{Name: "q", Strategy: domain.LongestIdle})
+			f.agent("a", "q", 1, 1, nil)
+			f.seq["AGENTS"]++
+			ev := Event{Stream: "AGENTS", Seq: f.seq["AGENTS"], Type: domain.AgentStatusChanged, ID: "a", Data: []byte(`{"status":"dancing"}`), At: f.clock}
+			var r ApplyResult
+			var err error
+			if path == "batch" {
+				var rs []ApplyResult
+				if rs, err = f.s.ApplyBatch(ctx, []Event{ev}); len(rs) == 1 {
+					r = rs[0]
+				}
+			} else {
+				r, _, err = f.s.ApplyAndDecide(ctx, ev, "test", "o1", f.clock)
+			}
+			if err != nil || r.Status != Ignored || r.Detail != Malformed || !strings.Contains(r.Problem, "status") {
+				t.Fatalf("%+v %v, want ignored as malformed with the status named", r, err)
+			}
+			a, err := f.s.Agent(ctx, "a")
+			if err != nil || a.Version != ev.Seq || a.Status != domain.StatusLoggedOut {
+				t.Fatalf("agent %+v %v: want version %d, still logged out", a, err, ev.Seq)
+			}
+		})
+	}
 }
 
 // BenchmarkCheckData is CheckData's cost per event of a queue's life (a

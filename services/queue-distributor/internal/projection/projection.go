@@ -116,6 +116,10 @@ type ApplyResult struct {
 	Status string
 	Detail string   // why it was ignored; "max_no_answer" when a decline put the agent on break
 	Queues []string // queues where something became offerable: look at them
+	// Problem, when not empty, is why the event could not be applied
+	// (its Event.Problem, or its data failing CheckData): it was
+	// recorded as Malformed.
+	Problem string
 }
 
 // Event is one stored event, as the projection needs it.
@@ -130,31 +134,39 @@ type Event struct {
 	// refused when a copy comes again under another sequence. Empty: not
 	// checked.
 	EventID string
-	// Problem, when not empty, says why the event cannot be applied (see
-	// CheckData): it is recorded as Malformed — its sequence, its
-	// aggregate's version — and changes nothing else.
+	// Problem, when not empty, says why the event cannot be applied (not
+	// an envelope, off its subject): it is recorded as Malformed — its
+	// sequence, its aggregate's version — and changes nothing else. Data
+	// the scripts cannot read is found by the Store itself (CheckData).
 	Problem string
 }
 
 // Malformed is the detail of an event applied for its Problem.
 const Malformed = "malformed"
 
-// wire is what the scripts are given for ev: an event with a Problem
-// goes as "<queue|agent>.malformed" with no data and no id, which every
-// script records and ignores.
-func (ev Event) wire() (typ, eventID string, data []byte) {
-	if ev.Problem != "" {
+// wire is what the scripts are given for ev, the one way events reach
+// them: an event with a Problem, or whose data CheckData refuses, goes as
+// "<queue|agent>.malformed" with no data and no id, which every script
+// records and ignores; problem says why.
+func (ev Event) wire() (typ, eventID string, data []byte, problem string) {
+	problem = ev.Problem
+	if problem == "" {
+		if err := CheckData(ev.Type, ev.Data); err != nil {
+			problem = err.Error()
+		}
+	}
+	if problem != "" {
 		root := "agent"
 		if ev.Stream == "QUEUES" {
 			root = "queue"
 		}
-		return root + "." + Malformed, "", []byte("{}")
+		return root + "." + Malformed, "", []byte("{}"), problem
 	}
 	data = ev.Data
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	return ev.Type, ev.EventID, data
+	return ev.Type, ev.EventID, data, ""
 }
 
 // Apply applies ev once. strict refuses to skip a sequence (the writer
@@ -165,11 +177,13 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 	if strict {
 		mode = "strict"
 	}
-	res, err := s.apply.Run(ctx, s.rdb, nil, s.applyArgs(ev, mode)...).StringSlice()
+	args, problem := s.applyArgs(ev, mode)
+	res, err := s.apply.Run(ctx, s.rdb, nil, args...).StringSlice()
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply %s #%d (%s %s) to redis: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
 	}
 	r := applyResult(res)
+	r.Problem = problem
 	s.versions.noted(ev, r.Status)
 	return r, nil
 }
@@ -180,7 +194,8 @@ func (s *Store) Apply(ctx context.Context, ev Event, strict bool) (ApplyResult, 
 // after one offer, more may be possible. A decision that fails leaves
 // the event applied: the result is returned with a *DecideError.
 func (s *Store) ApplyAndDecide(ctx context.Context, ev Event, owner, offerID string, now time.Time) (ApplyResult, *Offer, error) {
-	args := append(s.applyArgs(ev, "strict"), now.UnixMilli(), owner, offerID, s.lim.RingAllMax, s.lim.MemberScan, s.lim.AgentScan)
+	args, problem := s.applyArgs(ev, "strict")
+	args = append(args, now.UnixMilli(), owner, offerID, s.lim.RingAllMax, s.lim.MemberScan, s.lim.AgentScan)
 	res, err := s.applyDecide.Run(ctx, s.rdb, nil, args...).Slice()
 	if err == nil && len(res) != 3 {
 		err = fmt.Errorf("the script returned %d values, want 3", len(res))
@@ -196,6 +211,7 @@ func (s *Store) ApplyAndDecide(ctx context.Context, ev Event, owner, offerID str
 		return ApplyResult{}, nil, fmt.Errorf("apply %s #%d (%s %s) to redis and decide: %w", ev.Stream, ev.Seq, ev.Type, ev.ID, err)
 	}
 	r := applyResult(applied)
+	r.Problem = problem
 	s.versions.noted(ev, r.Status)
 	if msg, _ := res[2].(string); msg != "" {
 		return r, nil, &DecideError{errors.New(msg)}
@@ -216,9 +232,9 @@ type DecideError struct{ Err error }
 func (e *DecideError) Error() string { return "decide an offer: " + e.Err.Error() }
 func (e *DecideError) Unwrap() error { return e.Err }
 
-func (s *Store) applyArgs(ev Event, mode string) []any {
-	typ, eid, data := ev.wire()
-	return []any{s.prefix, ev.Stream, ev.Seq, typ, ev.ID, string(data), ev.At.UnixMilli(), mode, eid, s.lim.IDWindow}
+func (s *Store) applyArgs(ev Event, mode string) (args []any, problem string) {
+	typ, eid, data, problem := ev.wire()
+	return []any{s.prefix, ev.Stream, ev.Seq, typ, ev.ID, string(data), ev.At.UnixMilli(), mode, eid, s.lim.IDWindow}, problem
 }
 
 func applyResult(res []string) ApplyResult {

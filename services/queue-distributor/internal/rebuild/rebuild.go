@@ -16,7 +16,7 @@ import (
 type Result struct {
 	Events int
 	// Skipped: on no aggregate's subject. Malformed: recorded, not
-	// applied (projection.Event.Problem).
+	// applied (projection.ApplyResult.Problem).
 	Skipped, Malformed int
 	Checksum           string
 }
@@ -37,11 +37,14 @@ func Run(ctx context.Context, js jetstream.JetStream, store *projection.Store) (
 	defer cancel(nil)
 	batches := make(chan []projection.Event, 4)
 	applied := make(chan error, 1)
-	go func() { applied <- applyAll(ctx, store, batches, cancel) }()
+	var malformed int
+	go func() { applied <- applyAll(ctx, store, batches, cancel, &malformed) }()
 
 	res, err := read(ctx, eventlog.New(js, "switchyard/queue-distributor/rebuild"), batches)
 	close(batches)
-	if aerr := <-applied; aerr != nil {
+	aerr := <-applied
+	res.Malformed = malformed
+	if aerr != nil {
 		// The reader stopped because applying failed: that is the error.
 		return res, aerr
 	}
@@ -66,9 +69,6 @@ func read(ctx context.Context, log *eventlog.Log, batches chan<- []projection.Ev
 				res.Skipped++
 				return nil
 			}
-			if ev.Problem != "" {
-				res.Malformed++
-			}
 			batch = append(batch, ev)
 			if len(batch) < cap(batch) {
 				return nil
@@ -90,14 +90,21 @@ func read(ctx context.Context, log *eventlog.Log, batches chan<- []projection.Ev
 
 // applyAll applies batches in order until the channel closes. After a
 // failure it stops the reader (through cancel) and drains the channel so
-// the reader never blocks on it.
-func applyAll(ctx context.Context, store *projection.Store, batches <-chan []projection.Event, cancel context.CancelCauseFunc) error {
+// the reader never blocks on it. It counts the events recorded as
+// malformed in *malformed, to be read once it has returned.
+func applyAll(ctx context.Context, store *projection.Store, batches <-chan []projection.Event, cancel context.CancelCauseFunc, malformed *int) error {
 	var failed error
 	for b := range batches {
 		if failed != nil {
 			continue
 		}
-		if _, err := store.ApplyBatch(ctx, b); err != nil {
+		rs, err := store.ApplyBatch(ctx, b)
+		for _, r := range rs {
+			if r.Problem != "" {
+				*malformed++
+			}
+		}
+		if err != nil {
 			failed = fmt.Errorf("rebuild: %w", err)
 			cancel(failed)
 		}

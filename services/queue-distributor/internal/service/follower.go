@@ -91,9 +91,9 @@ func (f *follower) apply(batch []projection.Event) {
 		rs, err := f.s.store.ApplyBatch(context.Background(), batch)
 		for i, r := range rs {
 			ev := batch[i]
-			if ev.Problem != "" {
+			if r.Problem != "" {
 				f.s.m.Applied.WithLabelValues(ev.Stream, projection.Malformed).Inc()
-				f.s.log.Error("event cannot be applied: its sequence is recorded, its data ignored", "stream", ev.Stream, "seq", ev.Seq, "type", ev.Type, "id", ev.ID, "problem", ev.Problem)
+				f.s.log.Error("event cannot be applied: its sequence is recorded, its data ignored", "stream", ev.Stream, "seq", ev.Seq, "type", ev.Type, "id", ev.ID, "problem", r.Problem)
 				f.s.d.Applied(r)
 				continue
 			}

@@ -48,8 +48,7 @@ type NATS struct {
 	// subscription per originate would cost the server a SUB and an
 	// UNSUB (sublist changes) ahead of and after every ring.
 	mu      sync.Mutex
-	sub     *nats.Subscription
-	prefix  string
+	prefix  string // "" until the subscription is made
 	next    uint64
 	waiting map[string]chan *nats.Msg
 }
@@ -105,7 +104,7 @@ func (g *NATS) Send(ctx context.Context, node, command string, background bool, 
 func (g *NATS) expect(ch chan *nats.Msg) (token, inbox string, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.sub == nil {
+	if g.prefix == "" {
 		prefix := g.nc.NewInbox() + "."
 		sub, err := g.nc.Subscribe(prefix+"*", g.reply)
 		if err != nil {
@@ -114,7 +113,7 @@ func (g *NATS) expect(ch chan *nats.Msg) (token, inbox string, err error) {
 		// Replies are never dropped for being too many: each has a
 		// waiter (or none, and is discarded at once).
 		_ = sub.SetPendingLimits(-1, -1)
-		g.sub, g.prefix = sub, prefix
+		g.prefix = prefix
 	}
 	g.next++
 	token = strconv.FormatUint(g.next, 36)
