@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -200,4 +201,41 @@ func TestCompileErrors(t *testing.T) {
 func isLimit(err error, limit string) bool {
 	var se *Error
 	return errors.As(err, &se) && se.Limit == limit
+}
+
+// garbage keeps the test's dropped allocations reachable to nothing but
+// the compiler's eyes.
+var garbage [][]byte
+
+// The memory guard stops scripts when the process's live memory runs
+// out, not when the heap holds garbage the collector has yet to sweep:
+// a script running while the heap is mostly garbage is left alone.
+func TestGarbageDoesNotStopScripts(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // garbage stays until a collection is forced
+	runtime.GC()
+	lim := testLimits()
+	lim.MaxHeapBytes -= 192 << 20 // 64 MiB above the heap the test starts with
+	lim.Slice = 5 * time.Second
+	for range 128 { // 128 MiB of garbage: twice the room left
+		garbage = append(garbage, make([]byte, 1<<20))
+	}
+	garbage = nil
+	// The guard starts now: one that looked while the garbage was still
+	// held would rightly find the heap full.
+	sb := New(lim)
+	defer sb.Close()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	if metrics.Read(sample); sample[0].Value.Uint64() < lim.MaxHeapBytes {
+		t.Fatalf("the heap (%d bytes) is below the guard's limit (%d); the test proves nothing", sample[0].Value.Uint64(), lim.MaxHeapBytes)
+	}
+	// Long enough for the guard to look several times.
+	prog, _ := Compile("busy", "local s = 0 for i = 1, 2e6 do s = s + i % 7 end return 'done'", Limits{})
+	start := time.Now()
+	out, err := sb.Run(context.Background(), prog, Env{})
+	if err != nil || len(out) != 1 || out[0].String() != "done" {
+		t.Fatalf("a script run while the heap held garbage: %v %v", out, err)
+	}
+	if took := time.Since(start); took < 50*time.Millisecond {
+		t.Fatalf("the script ran %v: too short for the guard to look", took)
+	}
 }
