@@ -1,7 +1,8 @@
 package sandbox
 
 import (
-	"runtime"
+	"math"
+	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"time"
@@ -161,6 +162,13 @@ func quantifiers(p string) int {
 // memoryGuard watches the heap and stops the scripts running Lua (not the
 // ones waiting in a host call) when it crosses the limit: the culprit is
 // among them, and stopping a few runs beats losing the process.
+//
+// The reading counts garbage not yet swept too. So that a heap holding
+// mostly garbage stops nobody — the garbage of a stopped bomb, or a high
+// GOGC letting it pile up — the guard also gives the runtime a soft memory
+// limit a little below its own (debug.SetMemoryLimit): the collector then
+// runs as the heap nears the guard's limit, and what still crosses it is
+// live. A lower limit already set (GOMEMLIMIT) is kept.
 type memoryGuard struct {
 	max  uint64
 	mu   sync.Mutex
@@ -171,6 +179,7 @@ type memoryGuard struct {
 
 func newMemoryGuard(max uint64) *memoryGuard {
 	g := &memoryGuard{max: max, runs: map[*run]struct{}{}, stop: make(chan struct{})}
+	softLimits.open(g)
 	go g.watch()
 	return g
 }
@@ -187,13 +196,12 @@ func (g *memoryGuard) remove(r *run) {
 	g.mu.Unlock()
 }
 
-// over reads the heap: true at or above the limit.
-func (g *memoryGuard) over(sample []metrics.Sample) bool {
-	metrics.Read(sample)
-	return sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() >= g.max
+func (g *memoryGuard) close() {
+	g.once.Do(func() {
+		close(g.stop)
+		softLimits.close(g)
+	})
 }
-
-func (g *memoryGuard) close() { g.once.Do(func() { close(g.stop) }) }
 
 func (g *memoryGuard) watch() {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
@@ -205,14 +213,8 @@ func (g *memoryGuard) watch() {
 			return
 		case <-t.C:
 		}
-		if !g.over(sample) {
-			continue
-		}
-		// The reading counts garbage not yet swept too; a heap that is
-		// mostly garbage is no reason to stop anyone. A forced collection
-		// tells; it costs a cycle only when the heap reaches the limit.
-		runtime.GC()
-		if !g.over(sample) {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 || sample[0].Value.Uint64() < g.max {
 			continue
 		}
 		g.mu.Lock()
@@ -223,4 +225,49 @@ func (g *memoryGuard) watch() {
 		}
 		g.mu.Unlock()
 	}
+}
+
+// softLimit is the runtime's soft memory limit for a guard's limit: the
+// collector works to keep all of the runtime's memory (the heap and what
+// it needs besides) below it, a tenth under the guard's.
+func softLimit(max uint64) int64 { return int64(min(max-max/10, math.MaxInt64)) }
+
+// softLimits keeps the runtime's soft memory limit at the lowest of the
+// open guards' (one per sandbox; a process usually has one), and gives
+// back the limit found once the last guard closes.
+var softLimits = &guards{live: map[*memoryGuard]struct{}{}}
+
+type guards struct {
+	mu    sync.Mutex
+	live  map[*memoryGuard]struct{}
+	found int64 // the limit before the first guard
+}
+
+func (gs *guards) open(g *memoryGuard) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if len(gs.live) == 0 {
+		gs.found = debug.SetMemoryLimit(-1)
+	}
+	gs.live[g] = struct{}{}
+	gs.apply()
+}
+
+func (gs *guards) close(g *memoryGuard) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	delete(gs.live, g)
+	if len(gs.live) == 0 {
+		debug.SetMemoryLimit(gs.found)
+		return
+	}
+	gs.apply()
+}
+
+func (gs *guards) apply() {
+	limit := gs.found
+	for g := range gs.live {
+		limit = min(limit, softLimit(g.max))
+	}
+	debug.SetMemoryLimit(limit)
 }

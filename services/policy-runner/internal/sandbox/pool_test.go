@@ -157,7 +157,8 @@ func TestPoolClockAndRandomAreTheRunsOwn(t *testing.T) {
 // The hostile scripts are contained in pooled states too, and after each
 // one the pool still serves a clean run with pristine libraries.
 func TestHostileScriptsAreContainedInThePool(t *testing.T) {
-	sb := New(testLimits())
+	lim := testLimits()
+	sb := New(lim)
 	defer sb.Close()
 	p := NewPool(sb, "testdata/lib", 2, testAPI)
 	defer p.Close()
@@ -169,12 +170,14 @@ return api.whoami()`, Limits{})
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
+			peak := watchHeap()
 			out, err := p.Run(ctx, h.prog, name, nil)
 			first := ""
 			if len(out) > 0 {
 				first = out[0]
 			}
 			h.check(t, first, len(out) > 0, err)
+			checkPeak(t, peak(), lim)
 			for range 2 { // both pooled states
 				out, err := p.Run(context.Background(), sane, "clean", nil)
 				if err != nil || len(out) != 1 || out[0] != "clean" {

@@ -12,7 +12,8 @@
 //     table.concat) and on pattern matching, which runs in Go and cannot
 //     be interrupted by the slice;
 //   - a memory guard that stops the runs in progress when the heap crosses
-//     Limits.MaxHeapBytes.
+//     Limits.MaxHeapBytes, with the runtime's soft memory limit set a tenth
+//     below it so that garbage is collected before it counts.
 //
 // A violation ends that run with an *Error naming the limit; the runner and
 // every other run go on.
